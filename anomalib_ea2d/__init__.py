@@ -1,0 +1,45 @@
+"""EA2D (Encoder-Attention-2Decoders) anomaly detection for medical images, as an anomalib plugin.
+
+Public API::
+
+    from anomalib_ea2d import EA2D, EA2DModel, EA2DLoss, convert_reference_state_dict
+
+Attributes are imported on first use, so that the start-up hook that registers ``EA2D`` with
+anomalib's CLI does not import torch in every Python process.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from anomalib_ea2d.callbacks import ContrastiveAugmentation
+    from anomalib_ea2d.lightning_model import EA2D
+    from anomalib_ea2d.loss import EA2DLoss
+    from anomalib_ea2d.reference import convert_reference_state_dict
+    from anomalib_ea2d.torch_model import EA2DFeatures, EA2DModel
+
+_EXPORTS = {
+    "EA2D": "anomalib_ea2d.lightning_model",
+    "EA2DModel": "anomalib_ea2d.torch_model",
+    "EA2DFeatures": "anomalib_ea2d.torch_model",
+    "EA2DLoss": "anomalib_ea2d.loss",
+    "ContrastiveAugmentation": "anomalib_ea2d.callbacks",
+    "convert_reference_state_dict": "anomalib_ea2d.reference",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:  # noqa: ANN401
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    msg = f"module 'anomalib_ea2d' has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,0 +1,111 @@
+"""Anomaly maps and image scores of EA2D.
+
+For each view, the per-pixel anomaly is ``1 - cosine`` (over channels) between an encoder map and
+its decoder reconstruction at every scale. The coarser scales are brought to the finest feature
+resolution by nearest-neighbour upsampling and averaged. The second view's map is rotated back
+into the image frame, the two views are averaged, and the result is bilinearly resized to the
+input size (optionally Gaussian-smoothed). The image score is the mean over the two views of each
+view's ``max`` (or ``mean``) at feature resolution, as in the paper's reference code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from anomalib.models.components import GaussianBlur2d
+from torch import nn
+from torch.nn import functional as F  # noqa: N812
+
+ScoreReduction = Literal["max", "mean"]
+SCORE_REDUCTIONS: tuple[str, ...] = ("max", "mean")
+
+
+def rotate180(x: torch.Tensor) -> torch.Tensor:
+    """Rotate a ``[..., H, W]`` tensor by 180 degrees (the EA2D second view)."""
+    return torch.rot90(x, 2, (-2, -1))
+
+
+def view_anomaly_map(encoder_features: Sequence[torch.Tensor], decoder_features: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Anomaly map of one view at the finest feature resolution.
+
+    Args:
+        encoder_features: Encoder maps, finest first, each ``[B, C_i, H_i, W_i]``.
+        decoder_features: Their reconstructions, same shapes.
+
+    Returns:
+        ``[B, 1, H_0, W_0]``: mean over scales of ``1 - cosine`` between the two maps.
+
+    Example:
+        >>> import torch
+        >>> f = [torch.randn(2, 8, 16, 16), torch.randn(2, 16, 8, 8)]
+        >>> float(view_anomaly_map(f, f).abs().max()) < 1e-6
+        True
+    """
+    finest = encoder_features[0].shape[-1]
+    total: torch.Tensor | None = None
+    for encoded, decoded in zip(encoder_features, decoder_features, strict=True):
+        scale_map = 1.0 - F.cosine_similarity(encoded, decoded, dim=1).unsqueeze(1)
+        factor = finest // scale_map.shape[-1]
+        if factor > 1:
+            scale_map = F.interpolate(scale_map, scale_factor=factor, mode="nearest")
+        total = scale_map if total is None else total + scale_map
+    assert total is not None
+    return total / len(encoder_features)
+
+
+class AnomalyMapGenerator(nn.Module):
+    """Fuse the two views' feature maps into an anomaly map and an image score.
+
+    Args:
+        score_reduction: ``"max"`` (default, the reference) or ``"mean"`` per-view reduction.
+        sigma: Standard deviation of the Gaussian smoothing of the final map; ``0`` disables it
+            (the reference does not smooth).
+
+    Example:
+        >>> import torch
+        >>> generator = AnomalyMapGenerator()
+        >>> f = [torch.randn(1, 8, 16, 16), torch.randn(1, 16, 8, 8)]
+        >>> anomaly_map, score = generator(f, f, f, f, image_size=(64, 64))
+        >>> anomaly_map.shape, score.shape
+        (torch.Size([1, 1, 64, 64]), torch.Size([1]))
+    """
+
+    def __init__(self, score_reduction: ScoreReduction = "max", sigma: float = 0.0) -> None:
+        super().__init__()
+        if score_reduction not in SCORE_REDUCTIONS:
+            msg = f"score_reduction must be one of {SCORE_REDUCTIONS}, got {score_reduction!r}."
+            raise ValueError(msg)
+        if sigma < 0:
+            msg = f"sigma must be >= 0 (0 disables smoothing), got {sigma}."
+            raise ValueError(msg)
+        self.score_reduction = score_reduction
+        self.sigma = sigma
+        self.blur: nn.Module | None = None
+        if sigma > 0:
+            kernel_size = 2 * int(4.0 * sigma + 0.5) + 1
+            self.blur = GaussianBlur2d(kernel_size=(kernel_size, kernel_size), sigma=(sigma, sigma), channels=1)
+
+    def reduce(self, view_map: torch.Tensor) -> torch.Tensor:
+        """Per-image ``max`` or ``mean`` of a ``[B, 1, H, W]`` map."""
+        flat = view_map.flatten(1)
+        return flat.amax(dim=1) if self.score_reduction == "max" else flat.mean(dim=1)
+
+    def forward(
+        self,
+        encoder_view1: Sequence[torch.Tensor],
+        decoder_view1: Sequence[torch.Tensor],
+        encoder_view2: Sequence[torch.Tensor],
+        decoder_view2: Sequence[torch.Tensor],
+        image_size: tuple[int, int] | torch.Size,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the ``[B, 1, H, W]`` anomaly map at ``image_size`` and the ``[B]`` image scores."""
+        map1 = view_anomaly_map(encoder_view1, decoder_view1)
+        map2 = view_anomaly_map(encoder_view2, decoder_view2)
+        score = (self.reduce(map1) + self.reduce(map2)) / 2
+        combined = (map1 + rotate180(map2)) / 2
+        anomaly_map = F.interpolate(combined, size=tuple(image_size), mode="bilinear", align_corners=False)
+        if self.blur is not None:
+            anomaly_map = self.blur(anomaly_map)
+        return anomaly_map, score

@@ -1,0 +1,208 @@
+"""Lightning module of EA2D: the paper's training recipe on top of :class:`~anomalib_ea2d.EA2DModel`.
+
+The recipe (AdamW with two learning rates, weight decay, gradient-norm clipping, BatchNorm
+momentum, training length in steps) lives in the init-arg defaults below, so it shows in
+``anomalib train --model EA2D --print_config`` and configs only override it. Trainer flags the
+user sets (``--trainer.max_steps``, ``--trainer.max_epochs``, ``--trainer.gradient_clip_val``)
+take precedence over the recipe.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from anomalib import LearningType
+from anomalib.data import Batch
+from anomalib.metrics import AUROC, PRO, Evaluator, F1Score
+from anomalib.models.components import AnomalibModule
+from anomalib.post_processing import PostProcessor
+from anomalib.pre_processing import PreProcessor
+from anomalib.visualization import Visualizer
+from lightning.pytorch.utilities.types import STEP_OUTPUT
+from torch import optim
+
+from anomalib_ea2d._hook import register
+from anomalib_ea2d.anomaly_map import ScoreReduction
+from anomalib_ea2d.loss import EA2DLoss
+from anomalib_ea2d.torch_model import EA2DModel
+
+logger = logging.getLogger(__name__)
+
+LIGHTNING_DEFAULT_MAX_EPOCHS = 1000
+"""What Lightning falls back to when neither ``max_epochs`` nor ``max_steps`` is given."""
+
+
+def _positive(name: str, value: float, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        msg = f"EA2D {name} must be {bound}, got {value}; fix it in the model's init args."
+        raise ValueError(msg)
+
+
+class EA2D(AnomalibModule):
+    """EA2D: Encoder-Attention-2Decoders reconstruction for medical anomaly detection.
+
+    Args:
+        backbone: ResNet encoder (``resnet50``, ``resnet18``, ``resnet34``, ``wide_resnet50_2``).
+        pre_trained: Start the encoder from ImageNet weights (torchvision's, through timm).
+        backbone_weights: Local torchvision/timm ResNet checkpoint to use instead of downloading.
+        freeze_encoder_bn: Keep the encoder's BatchNorms in eval mode while training (OCT2017 recipe).
+        score_reduction: Per-view image score, ``"max"`` (default) or ``"mean"`` of the anomaly map.
+        sigma: Gaussian smoothing of the anomaly map (0: none, as the paper).
+        lr: Learning rate of attention and decoders.
+        encoder_lr: Learning rate of the encoder.
+        weight_decay: AdamW weight decay.
+        gradient_clip_norm: Gradient-norm clipping, used unless ``--trainer.gradient_clip_val`` is set.
+        bn_momentum: Momentum of every BatchNorm.
+        max_steps: Training length in optimizer steps, used unless the trainer sets ``max_steps``
+            or ``max_epochs``.
+        view1_weight: Weight of the image view's reconstruction loss.
+        view2_weight: Weight of the rotated view's reconstruction loss.
+        contrastive_weight: Weight of the transformation-consistency term.
+        pre_processor: Pre-processor, or ``True`` for Resize(256) + ImageNet normalisation.
+        post_processor: Post-processor, or ``True`` for anomalib's default.
+        evaluator: Evaluator, or ``True`` for image AUROC/F1 and pixel AUROC/PRO.
+        visualizer: Visualizer, or ``True`` for anomalib's image visualizer.
+
+    Example:
+        >>> from anomalib_ea2d import EA2D
+        >>> model = EA2D(backbone="resnet18", pre_trained=False)
+        >>> model.learning_type.value
+        'one_class'
+    """
+
+    def __init__(
+        self,
+        backbone: str = "resnet50",
+        pre_trained: bool = True,
+        backbone_weights: str | Path | None = None,
+        freeze_encoder_bn: bool = False,
+        score_reduction: ScoreReduction = "max",
+        sigma: float = 0.0,
+        lr: float = 5e-4,
+        encoder_lr: float = 1e-5,
+        weight_decay: float = 1e-4,
+        gradient_clip_norm: float = 1.0,
+        bn_momentum: float = 0.01,
+        max_steps: int = 2000,
+        view1_weight: float = 0.5,
+        view2_weight: float = 0.5,
+        contrastive_weight: float = 0.5,
+        pre_processor: PreProcessor | bool = True,
+        post_processor: PostProcessor | bool = True,
+        evaluator: Evaluator | bool = True,
+        visualizer: Visualizer | bool = True,
+    ) -> None:
+        _positive("lr", lr)
+        _positive("encoder_lr", encoder_lr, allow_zero=True)
+        _positive("weight_decay", weight_decay, allow_zero=True)
+        _positive("gradient_clip_norm", gradient_clip_norm, allow_zero=True)
+        _positive("max_steps", max_steps)
+        super().__init__(
+            pre_processor=pre_processor,
+            post_processor=post_processor,
+            evaluator=evaluator,
+            visualizer=visualizer,
+        )
+        self.save_hyperparameters(ignore=["pre_processor", "post_processor", "evaluator", "visualizer"])
+        self.model = EA2DModel(
+            backbone=backbone,
+            pre_trained=pre_trained,
+            backbone_weights=backbone_weights,
+            freeze_encoder_bn=freeze_encoder_bn,
+            score_reduction=score_reduction,
+            sigma=sigma,
+            bn_momentum=bn_momentum,
+        )
+        self.loss = EA2DLoss(view1_weight=view1_weight, view2_weight=view2_weight, contrastive_weight=contrastive_weight)
+
+    @staticmethod
+    def configure_evaluator() -> Evaluator:
+        """Image AUROC/F1 and, where masks exist, pixel AUROC and PRO."""
+        return Evaluator(
+            test_metrics=[
+                AUROC(fields=["pred_score", "gt_label"], prefix="image_"),
+                F1Score(fields=["pred_label", "gt_label"], prefix="image_"),
+                AUROC(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
+                PRO(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
+            ],
+        )
+
+    def configure_optimizers(self) -> optim.Optimizer:
+        """AdamW with one learning rate for the encoder and one for attention and decoders (constant)."""
+        encoder = list(self.model.encoder.parameters())
+        encoder_ids = {id(p) for p in encoder}
+        rest = [p for p in self.model.parameters() if id(p) not in encoder_ids]
+        return optim.AdamW(
+            [
+                {"params": encoder, "lr": self.hparams.encoder_lr},
+                {"params": rest, "lr": self.hparams.lr},
+            ],
+            weight_decay=self.hparams.weight_decay,
+        )
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Clip the gradient norm to ``gradient_clip_norm`` unless the trainer sets its own clipping."""
+        if gradient_clip_val is None:
+            gradient_clip_val, gradient_clip_algorithm = self.hparams.gradient_clip_norm, "norm"
+        if gradient_clip_val:
+            self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val, gradient_clip_algorithm=gradient_clip_algorithm)
+
+    def setup(self, stage: str) -> None:
+        """Apply the recipe's training length when the trainer was given none."""
+        trainer = self._trainer
+        if stage != "fit" or trainer is None:
+            return
+        fit_loop = trainer.fit_loop
+        user_set_length = (
+            fit_loop.epoch_loop.max_steps != -1
+            or fit_loop.max_epochs not in {None, LIGHTNING_DEFAULT_MAX_EPOCHS}
+            or trainer.max_time is not None
+        )
+        if not user_set_length:
+            fit_loop.epoch_loop.max_steps = self.hparams.max_steps
+            fit_loop.max_epochs = -1
+            logger.info("EA2D trains for %d steps (model max_steps; set --trainer.max_steps to change).", self.hparams.max_steps)
+
+    def training_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
+        """Compute the weighted EA2D loss and log its terms."""
+        del args, kwargs
+        terms = self.loss.terms(self.model(batch.image))
+        loss = self.loss.combine(terms)
+        if not torch.isfinite(loss):
+            msg = (
+                f"EA2D loss became {loss.item()} at step {self.global_step}; training stopped before the weights "
+                "turn into NaN. Lower lr/encoder_lr, check the input images for NaN/Inf, or keep gradient clipping on."
+            )
+            raise FloatingPointError(msg)
+        batch_size = batch.image.shape[0]
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size)
+        self.log_dict({f"train_{k}": v for k, v in terms.items()}, on_step=True, on_epoch=False, batch_size=batch_size)
+        return {"loss": loss}
+
+    def validation_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
+        """Predict scores and anomaly maps for the batch."""
+        del args, kwargs
+        predictions = self.model(batch.image)
+        return batch.update(**predictions._asdict())
+
+    @property
+    def trainer_arguments(self) -> dict[str, Any]:
+        """No sanity validation; the recipe's clipping and length are applied by the module itself."""
+        return {"num_sanity_val_steps": 0}
+
+    @property
+    def learning_type(self) -> LearningType:
+        """EA2D learns from normal images only."""
+        return LearningType.ONE_CLASS
+
+
+register(EA2D)
