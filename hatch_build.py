@@ -6,6 +6,6 @@ PTH = "anomalib_ea2d_hook.pth"
 
 
 class CustomBuildHook(BuildHookInterface):
-    def initialize(self, version, build_data):  # noqa: ARG002
+    def initialize(self, version, build_data):
         key = "force_include_editable" if version == "editable" else "force_include"
         build_data[key][PTH] = PTH

@@ -29,7 +29,14 @@ _EXPORTS = {
     "convert_reference_state_dict": "anomalib_ea2d.reference",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "EA2D",
+    "ContrastiveAugmentation",
+    "EA2DFeatures",
+    "EA2DLoss",
+    "EA2DModel",
+    "convert_reference_state_dict",
+]
 
 
 def __getattr__(name: str) -> Any:  # noqa: ANN401

@@ -27,7 +27,9 @@ def rotate180(x: torch.Tensor) -> torch.Tensor:
     return torch.rot90(x, 2, (-2, -1))
 
 
-def view_anomaly_map(encoder_features: Sequence[torch.Tensor], decoder_features: Sequence[torch.Tensor]) -> torch.Tensor:
+def view_anomaly_map(
+    encoder_features: Sequence[torch.Tensor], decoder_features: Sequence[torch.Tensor]
+) -> torch.Tensor:
     """Anomaly map of one view at the finest feature resolution.
 
     Args:

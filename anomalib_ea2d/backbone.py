@@ -33,7 +33,10 @@ def _unwrap_state_dict(checkpoint: object, path: Path) -> dict[str, torch.Tensor
                 checkpoint = checkpoint[key]
                 break
     if not isinstance(checkpoint, Mapping) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
-        msg = f"Backbone weights file {path} does not hold a state dict of tensors; save it with torch.save(model.state_dict())."
+        msg = (
+            f"Backbone weights file {path} does not hold a state dict of tensors; "
+            "save it with torch.save(model.state_dict())."
+        )
         raise ValueError(msg)
     state = {str(k).removeprefix("module."): v for k, v in checkpoint.items()}
     return {k: v for k, v in state.items() if not k.startswith("fc.")}
@@ -73,7 +76,9 @@ def load_backbone_weights(encoder: nn.Module, path: str | Path) -> None:
             )
             if part
         )
-        msg = f"Backbone weights file {path} does not fit this backbone ({details}); use a checkpoint of the same ResNet."
+        msg = (
+            f"Backbone weights file {path} does not fit this backbone ({details}); use a checkpoint of the same ResNet."
+        )
         raise ValueError(msg)
     encoder.load_state_dict(state)
 
@@ -89,7 +94,7 @@ def create_encoder(backbone: str, pre_trained: bool, weights_path: str | Path | 
     Raises:
         RuntimeError: If ``pre_trained`` weights cannot be obtained (e.g. no network access).
     """
-    name = backbone.split(".")[0]
+    name = backbone.split(".", maxsplit=1)[0]
     if weights_path is not None:
         encoder = timm.create_model(name, pretrained=False, features_only=True, out_indices=(1, 2, 3, 4))
         load_backbone_weights(encoder, weights_path)
@@ -101,7 +106,8 @@ def create_encoder(backbone: str, pre_trained: bool, weights_path: str | Path | 
         return timm.create_model(_with_tag(backbone), pretrained=True, features_only=True, out_indices=(1, 2, 3, 4))
     except Exception as error:
         msg = (
-            f"Could not obtain ImageNet weights for backbone {_with_tag(backbone)!r} ({type(error).__name__}: {error}); "
+            f"Could not obtain ImageNet weights for backbone {_with_tag(backbone)!r} "
+            f"({type(error).__name__}: {error}); "
             "on a machine without network access pass backbone_weights=/path/to/resnet.pth "
             "(a torchvision or timm checkpoint), or pre_trained=False to train from scratch."
         )

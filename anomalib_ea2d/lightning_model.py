@@ -117,7 +117,9 @@ class EA2D(AnomalibModule):
             sigma=sigma,
             bn_momentum=bn_momentum,
         )
-        self.loss = EA2DLoss(view1_weight=view1_weight, view2_weight=view2_weight, contrastive_weight=contrastive_weight)
+        self.loss = EA2DLoss(
+            view1_weight=view1_weight, view2_weight=view2_weight, contrastive_weight=contrastive_weight
+        )
 
     @staticmethod
     def configure_evaluator() -> Evaluator:
@@ -154,7 +156,9 @@ class EA2D(AnomalibModule):
         if gradient_clip_val is None:
             gradient_clip_val, gradient_clip_algorithm = self.hparams.gradient_clip_norm, "norm"
         if gradient_clip_val:
-            self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val, gradient_clip_algorithm=gradient_clip_algorithm)
+            self.clip_gradients(
+                optimizer, gradient_clip_val=gradient_clip_val, gradient_clip_algorithm=gradient_clip_algorithm
+            )
 
     def setup(self, stage: str) -> None:
         """Apply the recipe's training length when the trainer was given none."""
@@ -170,7 +174,9 @@ class EA2D(AnomalibModule):
         if not user_set_length:
             fit_loop.epoch_loop.max_steps = self.hparams.max_steps
             fit_loop.max_epochs = -1
-            logger.info("EA2D trains for %d steps (model max_steps; set --trainer.max_steps to change).", self.hparams.max_steps)
+            logger.info(
+                "EA2D trains for %d steps (model max_steps; set --trainer.max_steps to change).", self.hparams.max_steps
+            )
 
     def training_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
         """Compute the weighted EA2D loss and log its terms."""

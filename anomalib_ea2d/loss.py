@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from anomalib_ea2d.torch_model import EA2DFeatures
 
 
-def reconstruction_loss(encoder_features: Sequence[torch.Tensor], decoder_features: Sequence[torch.Tensor]) -> torch.Tensor:
+def reconstruction_loss(
+    encoder_features: Sequence[torch.Tensor], decoder_features: Sequence[torch.Tensor]
+) -> torch.Tensor:
     """Sum over scales of ``1 - mean_b cos(flatten(decoded_b), flatten(encoded_b))``, targets detached.
 
     Example:

@@ -111,7 +111,7 @@ class EA2DModel(nn.Module):
         bn_momentum: float | None = None,
     ) -> None:
         super().__init__()
-        if backbone.split(".")[0] not in SUPPORTED_BACKBONES:
+        if backbone.split(".", maxsplit=1)[0] not in SUPPORTED_BACKBONES:
             msg = f"Unknown EA2D backbone {backbone!r}; choose one of {', '.join(SUPPORTED_BACKBONES)}."
             raise ValueError(msg)
         self.freeze_encoder_bn = freeze_encoder_bn
@@ -140,7 +140,9 @@ class EA2DModel(nn.Module):
 
     def _encoder_uses_batch_stats(self) -> bool:
         return any(
-            module.training for module in self.encoder.modules() if isinstance(module, nn.modules.batchnorm._BatchNorm)  # noqa: SLF001
+            module.training
+            for module in self.encoder.modules()
+            if isinstance(module, nn.modules.batchnorm._BatchNorm)  # noqa: SLF001
         )
 
     def encode_views(self, view1: torch.Tensor, view2: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -155,15 +157,11 @@ class EA2DModel(nn.Module):
         batch = view1.shape[0]
         return [f[:batch] for f in features], [f[batch:] for f in features]
 
-    def forward(self, images: torch.Tensor) -> EA2DFeatures | InferenceBatch:
-        """Encode, refine and reconstruct both views.
+    def features(self, images: torch.Tensor) -> EA2DFeatures:
+        """Encoder targets, decoder reconstructions and pooled deepest maps of both views.
 
-        Args:
-            images: ``[B, 3, H, W]`` normalised images, ``H`` and ``W`` multiples of 32.
-
-        Returns:
-            :class:`EA2DFeatures` in training mode, :class:`~anomalib.data.InferenceBatch` with
-            ``pred_score`` ``[B]`` and ``anomaly_map`` ``[B, 1, H, W]`` in eval mode.
+        The second view is ``second_view(images)`` in training mode and the 180-degree rotation in
+        eval mode. Used by :meth:`forward`; call it directly for the loss of a model in eval mode.
         """
         height, width = images.shape[-2:]
         if height % INPUT_MULTIPLE or width % INPUT_MULTIPLE:
@@ -174,15 +172,28 @@ class EA2DModel(nn.Module):
             raise ValueError(msg)
         view2 = self.second_view(images) if self.training else rotate180(images)
         encoded = self.encode_views(images, view2)
-        decoded = [
-            branch(e2, e3, e4) for branch, (_, e2, e3, e4) in zip(self.branches, encoded, strict=True)
-        ]
-        targets = [features[:3] for features in encoded]
+        decoded = [branch(e2, e3, e4) for branch, (_, e2, e3, e4) in zip(self.branches, encoded, strict=True)]
+        return EA2DFeatures(
+            encoder=[features[:3] for features in encoded],
+            decoder=decoded,
+            pooled=[features[3].mean(dim=(2, 3)) for features in encoded],
+        )
+
+    def forward(self, images: torch.Tensor) -> EA2DFeatures | InferenceBatch:
+        """Encode, refine and reconstruct both views.
+
+        Args:
+            images: ``[B, 3, H, W]`` normalised images, ``H`` and ``W`` multiples of 32.
+
+        Returns:
+            :class:`EA2DFeatures` in training mode, :class:`~anomalib.data.InferenceBatch` with
+            ``pred_score`` ``[B]`` and ``anomaly_map`` ``[B, 1, H, W]`` in eval mode.
+        """
+        features = self.features(images)
         if self.training:
-            pooled = [features[3].mean(dim=(2, 3)) for features in encoded]
-            return EA2DFeatures(encoder=targets, decoder=decoded, pooled=pooled)
+            return features
         anomaly_map, pred_score = self.anomaly_map_generator(
-            targets[0], decoded[0], targets[1], decoded[1], image_size=(height, width)
+            features.encoder[0], features.decoder[0], features.encoder[1], features.decoder[1], images.shape[-2:]
         )
         return InferenceBatch(pred_score=pred_score, anomaly_map=anomaly_map)
 

@@ -1,0 +1,21 @@
+"""Shared fixtures: tiny generated datasets and the reference-parity fixture location."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PARITY_DIR = Path(os.environ.get("EA2D_PARITY_DIR", REPO_ROOT.parent / "shared" / "parity"))
+
+
+@pytest.fixture(scope="session")
+def parity_dir() -> Path:
+    """Directory of the reference-parity fixture (``../shared/parity`` beside the repository)."""
+    if not (PARITY_DIR / "make_state_dict.py").is_file():
+        pytest.skip(f"reference-parity fixture not found at {PARITY_DIR} (set EA2D_PARITY_DIR)")
+    return PARITY_DIR

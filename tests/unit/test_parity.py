@@ -1,0 +1,107 @@
+"""EA2DModel against the paper's reference implementation, through the shared parity fixture.
+
+The fixture holds the reference state-dict layout, a deterministic weight builder and outputs the
+reference code computed for a fixed input. Every expected value here is read from any
+``expected_seed*.pt`` found in the fixture and every actual value is computed by our model, so the
+test works unchanged for another seed, batch or image size.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from anomalib_ea2d import EA2DLoss, EA2DModel, convert_reference_state_dict
+from anomalib_ea2d.anomaly_map import rotate180, view_anomaly_map
+
+MAP_TOL = 1e-5
+LOSS_RTOL = 1e-5
+
+
+def _fixtures(parity_dir: Path) -> list[tuple[int, Path]]:
+    found = []
+    for path in sorted(parity_dir.glob("expected_seed*.pt")):
+        match = re.fullmatch(r"expected_seed(\d+)\.pt", path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return found
+
+
+def _reference_state_dict(parity_dir: Path, seed: int) -> dict[str, torch.Tensor]:
+    spec = importlib.util.spec_from_file_location("make_state_dict", parity_dir / "make_state_dict.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.build(seed, parity_dir / "official_keys.json")
+
+
+def _model(state: dict[str, torch.Tensor], **kwargs: object) -> EA2DModel:
+    model = EA2DModel(backbone="resnet50", pre_trained=False, **kwargs)
+    model.load_state_dict(convert_reference_state_dict(state))
+    return model
+
+
+@pytest.fixture(scope="module")
+def cases(parity_dir: Path) -> list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
+    fixtures = _fixtures(parity_dir)
+    if not fixtures:
+        pytest.skip(f"no expected_seed*.pt in {parity_dir}")
+    return [(_reference_state_dict(parity_dir, seed), torch.load(path)) for seed, path in fixtures]
+
+
+def test_conversion_covers_every_parameter(cases: list) -> None:
+    state, _ = cases[0]
+    model = EA2DModel(backbone="resnet50", pre_trained=False)
+    converted = convert_reference_state_dict(state)
+    assert set(converted) == set(model.state_dict())
+    # Only the unused ImageNet classifier is dropped.
+    assert len(converted) == len(state) - len([k for k in state if k.startswith("edc_encoder.fc.")])
+
+
+@pytest.mark.parametrize("reduction", ["max", "mean"])
+def test_scores_and_map_match_reference(cases: list, reduction: str) -> None:
+    for state, expected in cases:
+        model = _model(state, score_reduction=reduction).eval()
+        with torch.no_grad():
+            output = model(expected["input"])
+        torch.testing.assert_close(output.pred_score, expected[f"pred_score_{reduction}"], atol=MAP_TOL, rtol=0)
+        assert output.anomaly_map.shape == expected["combined_map_input_res"].shape
+        torch.testing.assert_close(output.anomaly_map, expected["combined_map_input_res"], atol=MAP_TOL, rtol=0)
+
+
+def test_eval_loss_matches_reference(cases: list) -> None:
+    for state, expected in cases:
+        model = _model(state).eval()
+        with torch.no_grad():
+            loss = EA2DLoss()(model.features(expected["input"]))
+        torch.testing.assert_close(loss, expected["loss_eval"], atol=0, rtol=LOSS_RTOL)
+
+
+@pytest.mark.parametrize(
+    ("freeze_encoder_bn", "key"),
+    [(True, "loss_train_encoder_bn_frozen"), (False, "loss_train_encoder_bn_batchstats")],
+)
+def test_training_loss_matches_reference(cases: list, freeze_encoder_bn: bool, key: str) -> None:
+    for state, expected in cases:
+        model = _model(state, freeze_encoder_bn=freeze_encoder_bn).train()
+        loss = EA2DLoss()(model(expected["input"]))
+        torch.testing.assert_close(loss.detach(), expected[key], atol=0, rtol=LOSS_RTOL)
+        loss.backward()  # the reference loss is differentiable end to end
+        assert model.encoder.conv1.weight.grad is not None
+
+
+def test_per_view_maps_match_reference(cases: list) -> None:
+    for state, expected in cases:
+        model = _model(state).eval()
+        with torch.no_grad():
+            features = model.features(expected["input"])
+        maps = [view_anomaly_map(features.encoder[v], features.decoder[v]) for v in (0, 1)]
+        torch.testing.assert_close(maps[0], expected["view1_map"], atol=MAP_TOL, rtol=0)
+        torch.testing.assert_close(maps[1], expected["view2_map"], atol=MAP_TOL, rtol=0)
+        combined = (maps[0] + rotate180(maps[1])) / 2
+        torch.testing.assert_close(combined, expected["combined_map_feature_res"], atol=MAP_TOL, rtol=0)
