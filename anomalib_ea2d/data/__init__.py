@@ -1,0 +1,69 @@
+"""Data for EA2D: the synthetic brain-MRI demo set and the paper datasets' reference splits.
+
+Public API::
+
+    from anomalib_ea2d.data import SyntheticBrainMRI            # anomalib datamodule (demo set)
+    from anomalib_ea2d.data import SyntheticBrainParams, generate_synthetic_brain
+    from anomalib_ea2d.data import prepare_dataset, PAPER_DATASETS  # OCT2017, APTOS 2019, ISIC2018, Br35H
+
+The paper datasets are prepared once into anomalib ``Folder`` layout
+(``python -m anomalib_ea2d.data.prepare oct2017 --raw RAW --out OUT``) and trained with the configs in
+``configs/``. Attributes are imported on first use, so the preparation CLI does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from anomalib_ea2d.data.datamodule import SyntheticBrainMRI
+    from anomalib_ea2d.data.paper_datasets import (
+        PAPER_DATASETS,
+        PreparedSplit,
+        prepare_aptos2019,
+        prepare_br35h,
+        prepare_dataset,
+        prepare_isic2018,
+        prepare_oct2017,
+    )
+    from anomalib_ea2d.data.synthetic_brain import SyntheticBrainParams, generate_synthetic_brain
+
+_EXPORTS = {
+    "SyntheticBrainMRI": "anomalib_ea2d.data.datamodule",
+    "SyntheticBrainParams": "anomalib_ea2d.data.synthetic_brain",
+    "generate_synthetic_brain": "anomalib_ea2d.data.synthetic_brain",
+    "PAPER_DATASETS": "anomalib_ea2d.data.paper_datasets",
+    "PreparedSplit": "anomalib_ea2d.data.paper_datasets",
+    "prepare_dataset": "anomalib_ea2d.data.paper_datasets",
+    "prepare_oct2017": "anomalib_ea2d.data.paper_datasets",
+    "prepare_aptos2019": "anomalib_ea2d.data.paper_datasets",
+    "prepare_isic2018": "anomalib_ea2d.data.paper_datasets",
+    "prepare_br35h": "anomalib_ea2d.data.paper_datasets",
+}
+
+__all__ = [
+    "PAPER_DATASETS",
+    "PreparedSplit",
+    "SyntheticBrainMRI",
+    "SyntheticBrainParams",
+    "generate_synthetic_brain",
+    "prepare_aptos2019",
+    "prepare_br35h",
+    "prepare_dataset",
+    "prepare_isic2018",
+    "prepare_oct2017",
+]
+
+
+def __getattr__(name: str) -> Any:  # noqa: ANN401
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    msg = f"module 'anomalib_ea2d.data' has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
