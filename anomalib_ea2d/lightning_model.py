@@ -27,7 +27,7 @@ from torch import optim
 from anomalib_ea2d._hook import register
 from anomalib_ea2d.anomaly_map import ScoreReduction
 from anomalib_ea2d.loss import EA2DLoss
-from anomalib_ea2d.torch_model import EA2DModel
+from anomalib_ea2d.torch_model import INPUT_MULTIPLE, EA2DModel
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,8 @@ class EA2D(AnomalibModule):
         view1_weight: Weight of the image view's reconstruction loss.
         view2_weight: Weight of the rotated view's reconstruction loss.
         contrastive_weight: Weight of the transformation-consistency term.
-        pre_processor: Pre-processor, or ``True`` for Resize(256) + ImageNet normalisation.
+        image_size: Input size of the default pre-processor (a multiple of 32; int for square).
+        pre_processor: Pre-processor, or ``True`` for Resize(``image_size``) + ImageNet normalisation.
         post_processor: Post-processor, or ``True`` for anomalib's default.
         evaluator: Evaluator, or ``True`` for image AUROC/F1 and pixel AUROC/PRO.
         visualizer: Visualizer, or ``True`` for anomalib's image visualizer.
@@ -91,6 +92,7 @@ class EA2D(AnomalibModule):
         view1_weight: float = 0.5,
         view2_weight: float = 0.5,
         contrastive_weight: float = 0.5,
+        image_size: int | tuple[int, int] = 256,
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,
         evaluator: Evaluator | bool = True,
@@ -101,6 +103,12 @@ class EA2D(AnomalibModule):
         _positive("weight_decay", weight_decay, allow_zero=True)
         _positive("gradient_clip_norm", gradient_clip_norm, allow_zero=True)
         _positive("max_steps", max_steps)
+        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        if len(size) != 2 or any(side <= 0 or side % INPUT_MULTIPLE for side in size):
+            msg = f"EA2D image_size must be positive multiples of {INPUT_MULTIPLE}, got {image_size}; e.g. 128 or 256."
+            raise ValueError(msg)
+        if pre_processor is True:
+            pre_processor = self.configure_pre_processor(size)
         super().__init__(
             pre_processor=pre_processor,
             post_processor=post_processor,

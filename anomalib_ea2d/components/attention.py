@@ -42,11 +42,12 @@ class SelfAttention2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return ``gamma * attention(x) + x`` with the same shape as ``x``."""
         batch, channels, height, width = x.shape
-        # [B, N, C'] layout for query, key and value; N = H * W positions.
-        query = self.query_conv(x).flatten(2).transpose(1, 2)
-        key = self.key_conv(x).flatten(2).transpose(1, 2)
-        value = self.value_conv(x).flatten(2).transpose(1, 2)
+        # [B, 1, N, C'] layout (one head) for query, key and value; N = H * W positions. The head
+        # dimension keeps the op 4-D, which the ONNX exporter requires.
+        query = self.query_conv(x).flatten(2).transpose(1, 2).unsqueeze(1)
+        key = self.key_conv(x).flatten(2).transpose(1, 2).unsqueeze(1)
+        value = self.value_conv(x).flatten(2).transpose(1, 2).unsqueeze(1)
         # softmax(Q K^T) V without the usual 1/sqrt(d) scaling, as in SAGAN.
         attended = F.scaled_dot_product_attention(query, key, value, scale=1.0)
-        attended = attended.transpose(1, 2).reshape(batch, channels, height, width)
+        attended = attended.squeeze(1).transpose(1, 2).reshape(batch, channels, height, width)
         return self.gamma * attended + x

@@ -1,0 +1,48 @@
+"""A tiny generated Folder dataset with masks, for fast end-to-end tests.
+
+Normal images are smooth random textures; abnormal images carry a bright square whose mask is
+saved under ``ground_truth/bad``. The layout is the one anomalib's ``Folder`` datamodule reads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+SPLITS = {"train/good": 8, "test/good": 4, "test/bad": 4}
+
+
+def make_tiny_folder_dataset(root: Path, size: int = 64, seed: int = 0) -> Path:
+    """Write the dataset under ``root`` and return ``root``."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    for split, count in SPLITS.items():
+        (root / split).mkdir(parents=True, exist_ok=True)
+        for index in range(count):
+            phase = rng.uniform(0, 2 * np.pi, 2)
+            image = 128 + 40 * np.sin(6 * xx + phase[0]) * np.cos(5 * yy + phase[1]) + rng.normal(0, 4, (size, size))
+            if split == "test/bad":
+                mask = np.zeros((size, size), np.uint8)
+                top, left = rng.integers(size // 8, size - size // 3, 2)
+                mask[top : top + size // 5, left : left + size // 5] = 255
+                image[mask > 0] = 250
+                (root / "ground_truth/bad").mkdir(parents=True, exist_ok=True)
+                Image.fromarray(mask).save(root / "ground_truth/bad" / f"{index:03d}.png")
+            rgb = np.repeat(image.clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
+            Image.fromarray(rgb).save(root / split / f"{index:03d}.png")
+    return root
+
+
+FOLDER_ARGS = {
+    "name": "tiny",
+    "normal_dir": "train/good",
+    "abnormal_dir": "test/bad",
+    "normal_test_dir": "test/good",
+    "mask_dir": "ground_truth/bad",
+    "train_batch_size": 4,
+    "eval_batch_size": 4,
+    "num_workers": 0,
+}
+"""Folder datamodule arguments for :func:`make_tiny_folder_dataset`'s layout (besides ``root``)."""
