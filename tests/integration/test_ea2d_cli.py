@@ -1,0 +1,160 @@
+"""EA2D through the plain ``anomalib`` command (train, test, predict, export) and the start-up hook.
+
+Each call runs in a fresh process that never imports ``anomalib_ea2d`` itself: ``--model EA2D``
+must resolve through the ``.pth`` hook installed with the package.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_folder_dataset
+
+BIN = Path(sys.executable).parent
+ANOMALIB = str(BIN / "anomalib")
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("PYTHONPATH", None)  # the installed package and its hook, not the test tree
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    return result
+
+
+def _data_args(root: Path) -> list[str]:
+    args = ["--data", "anomalib.data.Folder", "--data.root", str(root)]
+    for key, value in FOLDER_ARGS.items():
+        args += [f"--data.{key}", str(value)]
+    return args
+
+
+MODEL_ARGS = [
+    "--model",
+    "EA2D",
+    "--model.backbone",
+    "resnet18",
+    "--model.pre_trained",
+    "false",
+    "--model.image_size",
+    "64",
+]
+TRAINER_ARGS = ["--trainer.accelerator", "cpu", "--trainer.devices", "1"]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    make_tiny_folder_dataset(root / "data")
+    return root
+
+
+@pytest.fixture(scope="module")
+def checkpoint(workdir: Path) -> Path:
+    _run(
+        ANOMALIB,
+        "train",
+        *MODEL_ARGS,
+        *_data_args(workdir / "data"),
+        *TRAINER_ARGS,
+        "--trainer.max_steps",
+        "3",
+        "--trainer.callbacks+=anomalib_ea2d.ContrastiveAugmentation",
+        "--trainer.callbacks.transforms=[rot180,hflip]",
+        "--trainer.callbacks.warmup_steps=2",
+        "--default_root_dir",
+        str(workdir / "results"),
+        cwd=workdir,
+    )
+    checkpoints = sorted((workdir / "results").rglob("*.ckpt"))
+    assert checkpoints, "anomalib train wrote no checkpoint"
+    return checkpoints[-1]
+
+
+def test_python_start_does_not_import_torch() -> None:
+    code = "import sys; assert 'torch' not in sys.modules, 'torch imported at start-up'; print('ok')"
+    assert _run(sys.executable, "-c", code, cwd=Path.cwd()).stdout.strip() == "ok"
+
+
+def test_hook_registers_ea2d_with_anomalib_models() -> None:
+    code = (
+        "import anomalib.models as m, anomalib_ea2d; "
+        "assert m.EA2D is anomalib_ea2d.EA2D; "
+        "assert type(m.get_model('ea2d', backbone='resnet18', pre_trained=False)) is m.EA2D; "
+        "assert type(m.get_model({'class_path': 'EA2D', 'init_args': {'pre_trained': False}})) is m.EA2D; "
+        "assert m.AnomalibModule in m.EA2D.__bases__; print('ok')"
+    )
+    assert _run(sys.executable, "-c", code, cwd=Path.cwd()).stdout.strip().endswith("ok")
+
+
+def test_print_config_shows_recipe(workdir: Path) -> None:
+    output = _run(
+        ANOMALIB, "train", "--model", "EA2D", *_data_args(workdir / "data"), "--print_config", cwd=workdir
+    ).stdout
+    for line in ("class_path: anomalib_ea2d.EA2D", "encoder_lr: 1.0e-05", "max_steps: 2000", "bn_momentum: 0.01"):
+        assert line in output
+
+
+def test_full_class_path_resolves(workdir: Path) -> None:
+    output = _run(
+        ANOMALIB, "train", "--model", "anomalib_ea2d.EA2D", *_data_args(workdir / "data"), "--print_config", cwd=workdir
+    ).stdout
+    assert "class_path: anomalib_ea2d.EA2D" in output
+
+
+def test_cli_test(workdir: Path, checkpoint: Path) -> None:
+    output = _run(
+        ANOMALIB,
+        "test",
+        *MODEL_ARGS,
+        *_data_args(workdir / "data"),
+        *TRAINER_ARGS,
+        "--ckpt_path",
+        str(checkpoint),
+        "--default_root_dir",
+        str(workdir / "results"),
+        cwd=workdir,
+    )
+    assert "image_AUROC" in output.stdout + output.stderr
+
+
+def test_cli_predict(workdir: Path, checkpoint: Path) -> None:
+    output = _run(
+        ANOMALIB,
+        "predict",
+        *MODEL_ARGS,
+        "--data",
+        str(workdir / "data" / "test" / "bad"),
+        *TRAINER_ARGS,
+        "--ckpt_path",
+        str(checkpoint),
+        "--default_root_dir",
+        str(workdir / "predict"),
+        cwd=workdir,
+    )
+    assert output.returncode == 0
+    assert list((workdir / "predict").rglob("*.png")), "predict wrote no visualisations"
+
+
+@pytest.mark.parametrize("export_type", ["torch", "onnx", "openvino"])
+def test_cli_export(workdir: Path, checkpoint: Path, export_type: str) -> None:
+    target = workdir / f"export_{export_type}"
+    _run(
+        ANOMALIB,
+        "export",
+        *MODEL_ARGS,
+        "--ckpt_path",
+        str(checkpoint),
+        "--export_type",
+        export_type,
+        "--export_root",
+        str(target),
+        cwd=workdir,
+    )
+    suffix = {"torch": ".pt", "onnx": ".onnx", "openvino": ".xml"}[export_type]
+    assert list(target.rglob(f"*{suffix}")), f"no {suffix} file under {target}"
