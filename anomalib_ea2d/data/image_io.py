@@ -72,14 +72,27 @@ def _rawmode(image: Image.Image) -> str:
 
 
 def _decode_tiff(path: Path) -> np.ndarray:
-    """First page of a TIFF as ``[H, W]`` or ``[H, W, C]`` in its stored data type."""
+    """First image series of a TIFF as ``[H, W]`` or ``[H, W, C]`` in its stored data type.
+
+    A series with more than two spatial/channel dimensions (a volume, a time series, several
+    channels plus samples) is refused rather than silently cut to its first slice.
+    """
     with tifffile.TiffFile(path) as tif:
-        page = tif.pages[0]
-        array = page.asarray()
-        planar = getattr(page, "planarconfig", None) == tifffile.PLANARCONFIG.SEPARATE
-    if array.ndim == 3 and planar:
-        array = np.moveaxis(array, 0, -1)
-    return array
+        series = tif.series[0]
+        axes, shape = series.axes, tuple(series.shape)
+        extra = [f"{axis}={size}" for axis, size in zip(axes, shape, strict=True) if axis not in "YXSC" and size > 1]
+        channels = [axis for axis, size in zip(axes, shape, strict=True) if axis in "SC" and size > 1]
+        if extra or len(channels) > 1:
+            msg = (
+                f"Image {path} is a TIFF with more than one 2-D image (axes {axes}, shape {shape}); "
+                "save each 2-D slice or frame as its own file."
+            )
+            raise ImageReadError(msg)
+        array = series.asarray()
+    keep = [index for index, axis in enumerate(axes) if axis in "YX" or (axis in "SC" and shape[index] > 1)]
+    array = array.reshape([shape[index] for index in keep])
+    kept_axes = "".join(axes[index] for index in keep).replace("C", "S")
+    return array.transpose([kept_axes.index(axis) for axis in "YXS" if axis in kept_axes])
 
 
 def _decode_with_pillow(path: Path) -> np.ndarray | tv_tensors.Image:
