@@ -21,6 +21,7 @@ from anomalib.models.components import AnomalibModule
 from anomalib.post_processing import PostProcessor
 from anomalib.pre_processing import PreProcessor
 from anomalib.visualization import Visualizer
+from lightning.pytorch.callbacks import Timer
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import optim
 
@@ -177,7 +178,7 @@ class EA2D(AnomalibModule):
         user_set_length = (
             fit_loop.epoch_loop.max_steps != -1
             or fit_loop.max_epochs not in {None, LIGHTNING_DEFAULT_MAX_EPOCHS}
-            or trainer.max_time is not None
+            or any(isinstance(callback, Timer) for callback in trainer.callbacks)  # Trainer(max_time=...)
         )
         if not user_set_length:
             fit_loop.epoch_loop.max_steps = self.hparams.max_steps
