@@ -5,6 +5,7 @@ Public API::
     from anomalib_ea2d.data import SyntheticBrainMRI            # anomalib datamodule (demo set)
     from anomalib_ea2d.data import SyntheticBrainParams, generate_synthetic_brain
     from anomalib_ea2d.data import prepare_dataset, PAPER_DATASETS  # OCT2017, APTOS 2019, ISIC2018, Br35H
+    from anomalib_ea2d.data import MedicalFolder, MedicalPredictDataset  # 16-bit aware Folder, checked at setup
 
 The paper datasets are prepared once into anomalib ``Folder`` layout
 (``python -m anomalib_ea2d.data.prepare oct2017 --raw RAW --out OUT``) and trained with the configs in
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from anomalib_ea2d.data.datamodule import SyntheticBrainMRI
+    from anomalib_ea2d.data.image_io import read_medical_image, read_medical_mask
+    from anomalib_ea2d.data.medical_folder import MedicalFolder, MedicalPredictDataset
     from anomalib_ea2d.data.paper_datasets import (
         PAPER_DATASETS,
         PreparedSplit,
@@ -30,6 +33,10 @@ if TYPE_CHECKING:
     from anomalib_ea2d.data.synthetic_brain import SyntheticBrainParams, generate_synthetic_brain
 
 _EXPORTS = {
+    "MedicalFolder": "anomalib_ea2d.data.medical_folder",
+    "MedicalPredictDataset": "anomalib_ea2d.data.medical_folder",
+    "read_medical_image": "anomalib_ea2d.data.image_io",
+    "read_medical_mask": "anomalib_ea2d.data.image_io",
     "SyntheticBrainMRI": "anomalib_ea2d.data.datamodule",
     "SyntheticBrainParams": "anomalib_ea2d.data.synthetic_brain",
     "generate_synthetic_brain": "anomalib_ea2d.data.synthetic_brain",
@@ -43,6 +50,8 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "MedicalFolder",
+    "MedicalPredictDataset",
     "PAPER_DATASETS",
     "PreparedSplit",
     "SyntheticBrainMRI",
@@ -53,6 +62,8 @@ __all__ = [
     "prepare_dataset",
     "prepare_isic2018",
     "prepare_oct2017",
+    "read_medical_image",
+    "read_medical_mask",
 ]
 
 

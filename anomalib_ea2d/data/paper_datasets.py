@@ -380,7 +380,7 @@ def crop_fundus(image: Image.Image, size: int = 512, margin: int = 5, threshold:
         msg = f"crop_fundus: the image has no pixel brighter than {threshold}; it cannot be a fundus photo."
         raise ValueError(msg)
     largest = int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
-    rows, cols = ndimage.find_objects(labels == largest)[0]
+    rows, cols = ndimage.find_objects((labels == largest).astype(np.int32))[0]
     side = max(rows.stop - rows.start, cols.stop - cols.start) + 2 * margin
     centre_row = (rows.start + rows.stop) / 2
     centre_col = (cols.start + cols.stop) / 2
