@@ -158,3 +158,31 @@ def test_cli_export(workdir: Path, checkpoint: Path, export_type: str) -> None:
     )
     suffix = {"torch": ".pt", "onnx": ".onnx", "openvino": ".xml"}[export_type]
     assert list(target.rglob(f"*{suffix}")), f"no {suffix} file under {target}"
+
+
+def test_cli_ddp_on_two_cpu_processes(workdir: Path) -> None:
+    """Lightning DDP (how users scale past one GPU) trains EA2D, here with two CPU processes."""
+    target = workdir / "ddp"
+    output = _run(
+        ANOMALIB,
+        "train",
+        *MODEL_ARGS,
+        *_data_args(workdir / "data"),
+        "--data.train_batch_size",
+        "2",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.devices",
+        "2",
+        "--trainer.max_steps",
+        "2",
+        "--default_root_dir",
+        str(target),
+        cwd=workdir,
+    )
+    text = output.stdout + output.stderr
+    assert "max_steps=2" in text
+    assert "image_AUROC" in text
+    assert list(target.rglob("*.ckpt"))
