@@ -196,8 +196,7 @@ def _unwrap_state_dict(checkpoint: object, path: Path) -> dict[str, torch.Tensor
             "save it with torch.save(model.state_dict())."
         )
         raise ValueError(msg)
-    state = {str(k).removeprefix("module."): v for k, v in checkpoint.items()}
-    return {k: v for k, v in state.items() if not k.startswith("fc.")}
+    return {str(k).removeprefix("module."): v for k, v in checkpoint.items()}
 
 
 def _read_checkpoint(path: Path) -> object:
@@ -240,6 +239,7 @@ def load_backbone_weights(encoder: nn.Module, path: str | Path) -> None:
         raise FileNotFoundError(msg)
     expected = encoder.state_dict()
     state = _strip_common_prefix(_unwrap_state_dict(_read_checkpoint(path), path), expected)
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}  # the ImageNet classifier
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     mismatched = [
