@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from anomalib.deploy import ExportType
+from anomalib.engine import Engine
+from lightning.pytorch import seed_everything
 
 logger = logging.getLogger("anomalib_ea2d.demo")
 
@@ -65,10 +68,6 @@ def _collect_heatmaps(results_dir: Path, target: Path) -> list[Path]:
 
 def run(config_path: Path, output: Path) -> dict[str, Any]:
     """Run the demo and return the metrics written to ``output/metrics.json``."""
-    from anomalib.deploy import ExportType
-    from anomalib.engine import Engine
-    from lightning.pytorch import seed_everything
-
     config = yaml.safe_load(config_path.read_text())
     seed_everything(config.get("seed_everything", 42), workers=True)
     output.mkdir(parents=True, exist_ok=True)
@@ -98,14 +97,15 @@ def run(config_path: Path, output: Path) -> dict[str, Any]:
         writer.writerow(["metric", "value"])
         writer.writerows(metrics.items())
     heatmaps = _collect_heatmaps(output / "results", output / "heatmaps")
-    print(f"\nEA2D demo on the synthetic brain-MRI set (synthetic lesions; see docs/data.md), {config_path.name}")  # noqa: T201
+    print(f"\nEA2D demo on the synthetic brain-MRI set (synthetic lesions; see docs/data.md), {config_path.name}")
     for key in ("image_AUROC", "image_F1Score", "pixel_AUROC", "pixel_PRO"):
         if key in metrics:
-            print(f"  {key:<14} {metrics[key]:.4f}")  # noqa: T201
-    print(f"  trained {metrics['train_steps']} steps in {train_seconds:.0f} s; tested in {test_seconds:.0f} s")  # noqa: T201
+            print(f"  {key:<14} {metrics[key]:.4f}")
+    print(f"  trained {metrics['train_steps']} steps in {train_seconds:.0f} s; tested in {test_seconds:.0f} s")
     print(
-        f"Outputs: {output / 'metrics.json'}, {output / 'metrics.csv'}, {len(heatmaps)} heat maps in {output / 'heatmaps'}, OpenVINO model {exported}"
-    )  # noqa: T201, E501
+        f"Outputs: {output / 'metrics.json'}, {output / 'metrics.csv'}, "
+        f"{len(heatmaps)} heat maps in {output / 'heatmaps'}, OpenVINO model {exported}"
+    )
     return metrics
 
 
