@@ -51,7 +51,7 @@ from scipy import ndimage
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bumped whenever the rendering changes, so cached sets made by older code are regenerated."""
 
 MANIFEST_NAME = "manifest.json"
@@ -304,8 +304,8 @@ def _draw_lesions(
         t = np.clip((1.2 - distance) / 0.4, 0.0, 1.0)
         alpha = t * t * (3 - 2 * t) * brain * rng.uniform(0.8, 1.0)
         hyper = wm[cy, cx] < 0.6 or rng.random() < 0.5
-        level = rng.uniform(1.15, 1.35) if hyper else rng.uniform(0.35, 0.6)
-        texture = 1.0 + rng.uniform(0.05, 0.1) * _smooth_noise(rng, (size, size), max(0.35 / spacing, 0.5))
+        level = rng.uniform(1.1, 1.3) if hyper else rng.uniform(0.35, 0.6)
+        texture = 1.0 + rng.uniform(0.05, 0.1) * _smooth_noise(rng, (size, size), max(1.2 / spacing, 0.6))
         out = out * (1 - alpha) + alpha * level * texture
         lesion_mask |= (distance <= 1.0) & brain
     return out, lesion_mask
