@@ -37,6 +37,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -66,7 +67,7 @@ FIELD_OF_VIEW_MM = 210.0
 NORMALISED_P99 = 0.75
 """Grey value (in [0, 1]) that the 99th percentile of a lesion-free volume's brain voxels maps to."""
 
-_SPLITS: tuple[tuple[str, str, bool], ...] = (
+_SPLITS: tuple[tuple[str, str, bool], ...] = (  # (split, folder, with lesions)
     ("train", TRAIN_DIR, False),
     ("test_normal", TEST_NORMAL_DIR, False),
     ("test_abnormal", TEST_ABNORMAL_DIR, True),
@@ -465,11 +466,16 @@ def generate_synthetic_brain(
 
     start = time.perf_counter()
     root.parent.mkdir(parents=True, exist_ok=True)
-    staging = root.parent / f".{root.name}.tmp-{params.digest()}"
+    staging = root.parent / f".{root.name}.tmp-{params.digest()}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     counts: dict[str, int] = {}
+    totals = {
+        "train": params.num_train,
+        "test_normal": params.num_test_normal,
+        "test_abnormal": params.num_test_abnormal,
+    }
     for split, folder, with_lesions in _SPLITS:
-        total = {"train": params.num_train, "test_normal": params.num_test_normal}.get(split, params.num_test_abnormal)
+        total = totals[split]
         out_dir = staging / folder
         out_dir.mkdir(parents=True)
         mask_dir = staging / MASK_DIR
