@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
-from anomalib.models.components import GaussianBlur2d
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
@@ -86,6 +85,10 @@ class AnomalyMapGenerator(nn.Module):
         self.sigma = sigma
         self.blur: nn.Module | None = None
         if sigma > 0:
+            # Imported here: importing anomalib.models at module level would run the plugin's
+            # registration hook while this module is half-initialised.
+            from anomalib.models.components import GaussianBlur2d  # noqa: PLC0415
+
             kernel_size = 2 * int(4.0 * sigma + 0.5) + 1
             self.blur = GaussianBlur2d(kernel_size=(kernel_size, kernel_size), sigma=(sigma, sigma), channels=1)
 

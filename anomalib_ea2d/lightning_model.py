@@ -110,6 +110,8 @@ class EA2D(AnomalibModule):
             raise ValueError(msg)
         if pre_processor is True:
             pre_processor = self.configure_pre_processor(size)
+        if backbone_weights is not None:
+            backbone_weights = str(backbone_weights)  # plain str in hparams: checkpoints load with weights_only
         super().__init__(
             pre_processor=pre_processor,
             post_processor=post_processor,

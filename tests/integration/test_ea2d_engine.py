@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from anomalib.data import Folder
-from anomalib.deploy import ExportType, OpenVINOInferencer
+from anomalib.deploy import CompressionType, ExportType, OpenVINOInferencer
 from anomalib.engine import Engine
 from PIL import Image
 
@@ -113,3 +113,20 @@ def test_openvino_matches_torch(trained: tuple[Engine, EA2D, Path], dataset_root
         np.testing.assert_allclose(
             np.ravel(result.pred_score), expected.pred_score[index : index + 1].numpy(), atol=1e-4
         )
+
+
+def test_openvino_int8_ptq_export_runs(trained: tuple[Engine, EA2D, Path], dataset_root: Path, tmp_path: Path) -> None:
+    """Post-training INT8 quantisation (NNCF, calibrated on the datamodule) exports a model that runs."""
+    engine, model, _ = trained
+    xml = engine.export(
+        model=model,
+        export_type=ExportType.OPENVINO,
+        export_root=tmp_path,
+        compression_type=CompressionType.INT8_PTQ,
+        datamodule=_datamodule(dataset_root),
+    )
+    assert xml is not None
+    images = _load_images(_sample_images(dataset_root))
+    result = OpenVINOInferencer(path=xml, device="CPU").predict(images[:1])
+    assert np.isfinite(np.ravel(result.pred_score)).all()
+    assert np.ravel(result.anomaly_map).size == images.shape[-1] * images.shape[-2]
