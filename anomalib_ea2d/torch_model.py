@@ -23,12 +23,25 @@ from torch import nn
 from anomalib_ea2d.anomaly_map import AnomalyMapGenerator, ScoreReduction, rotate180
 from anomalib_ea2d.backbone import create_encoder
 from anomalib_ea2d.components import EA2DDecoder, SelfAttention2d, StageSpec
+from anomalib_ea2d.components.fusion import FoldedGraphCache
 
 SUPPORTED_BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "wide_resnet50_2")
 """ResNet families the decoder can mirror (a timm pretrained tag such as ``resnet50.a1_in1k`` is allowed)."""
 
 INPUT_MULTIPLE = 32
 """Input height and width must be multiples of the encoder's total stride."""
+
+
+def _is_tracing() -> bool:
+    """Whether the model is being traced or compiled (export, ``torch.compile``, fx), not run."""
+    return (
+        torch.jit.is_tracing()
+        or torch.jit.is_scripting()
+        or torch.compiler.is_compiling()
+        or torch.compiler.is_exporting()
+        or torch.onnx.is_in_onnx_export()
+        or torch.fx._symbolic_trace.is_fx_tracing()  # noqa: SLF001
+    )
 
 
 @dataclass
@@ -92,6 +105,11 @@ class EA2DModel(nn.Module):
         sigma: Gaussian smoothing of the anomaly map (0: none, as the reference).
         bn_momentum: If given, the momentum of every BatchNorm in the model.
 
+    In eval mode (every BatchNorm using running statistics) the forward pass runs a fast path
+    with the same outputs to float rounding: the BatchNorms are folded into the convolutions
+    before them (graphs traced once, reading the live parameters) and the features are kept
+    channels-last. Export and ``torch.compile`` trace the plain modules instead.
+
     Example:
         >>> import torch
         >>> model = EA2DModel(backbone="resnet18", pre_trained=False).eval()
@@ -121,6 +139,9 @@ class EA2DModel(nn.Module):
         self.anomaly_map_generator = AnomalyMapGenerator(score_reduction=score_reduction, sigma=sigma)
         self.second_view: Callable[[torch.Tensor], torch.Tensor] = rotate180
         """Transformation making the second view in training; inference always uses ``rotate180``."""
+        self.fast_inference = True
+        """Use the BatchNorm-folded, channels-last path in eval mode (set ``False`` to run the plain modules)."""
+        self._folded = FoldedGraphCache(leaves=(SelfAttention2d,))
         if bn_momentum is not None:
             if not 0.0 <= bn_momentum <= 1.0:
                 msg = f"bn_momentum must be in [0, 1], got {bn_momentum}."
@@ -144,6 +165,29 @@ class EA2DModel(nn.Module):
             for module in self.encoder.modules()
             if isinstance(module, nn.modules.batchnorm._BatchNorm)  # noqa: SLF001
         )
+
+    def _fast_path(self) -> bool:
+        """Eval mode, every BatchNorm on running statistics, and nothing tracing the model."""
+        if self.training or not self.fast_inference or _is_tracing():
+            return False
+        return not any(
+            module.training
+            for module in self.modules()
+            if isinstance(module, nn.modules.batchnorm._BatchNorm)  # noqa: SLF001
+        )
+
+    def _folded_views(
+        self, view1: torch.Tensor, view2: torch.Tensor
+    ) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
+        """Encoder maps and reconstructions of both views through the BatchNorm-folded graphs."""
+        batch = view1.shape[0]
+        both = torch.cat([view1, view2]).contiguous(memory_format=torch.channels_last)
+        features = self._folded.get(self.encoder)(both)
+        encoded = [[f[:batch] for f in features], [f[batch:] for f in features]]
+        decoded = [
+            self._folded.get(branch)(e2, e3, e4) for branch, (_, e2, e3, e4) in zip(self.branches, encoded, strict=True)
+        ]
+        return encoded, decoded
 
     def encode_views(self, view1: torch.Tensor, view2: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Encode both views with the shared encoder.
@@ -171,8 +215,11 @@ class EA2DModel(nn.Module):
             )
             raise ValueError(msg)
         view2 = self.second_view(images) if self.training else rotate180(images)
-        encoded = self.encode_views(images, view2)
-        decoded = [branch(e2, e3, e4) for branch, (_, e2, e3, e4) in zip(self.branches, encoded, strict=True)]
+        if self._fast_path():
+            encoded, decoded = self._folded_views(images, view2)
+        else:
+            encoded = self.encode_views(images, view2)
+            decoded = [branch(e2, e3, e4) for branch, (_, e2, e3, e4) in zip(self.branches, encoded, strict=True)]
         return EA2DFeatures(
             encoder=[features[:3] for features in encoded],
             decoder=decoded,
@@ -195,7 +242,7 @@ class EA2DModel(nn.Module):
         anomaly_map, pred_score = self.anomaly_map_generator(
             features.encoder[0], features.decoder[0], features.encoder[1], features.decoder[1], images.shape[-2:]
         )
-        return InferenceBatch(pred_score=pred_score, anomaly_map=anomaly_map)
+        return InferenceBatch(pred_score=pred_score, anomaly_map=anomaly_map.contiguous())
 
 
 __all__ = ["SUPPORTED_BACKBONES", "EA2DFeatures", "EA2DModel", "ViewBranch"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F  # noqa: N812
 
 
 class SelfAttention2d(nn.Module):
@@ -40,14 +39,17 @@ class SelfAttention2d(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return ``gamma * attention(x) + x`` with the same shape as ``x``."""
+        """Return ``gamma * attention(x) + x`` with the same shape (and memory format) as ``x``."""
         batch, channels, height, width = x.shape
-        # [B, 1, N, C'] layout (one head) for query, key and value; N = H * W positions. The head
-        # dimension keeps the op 4-D, which the ONNX exporter requires.
-        query = self.query_conv(x).flatten(2).transpose(1, 2).unsqueeze(1)
-        key = self.key_conv(x).flatten(2).transpose(1, 2).unsqueeze(1)
-        value = self.value_conv(x).flatten(2).transpose(1, 2).unsqueeze(1)
-        # softmax(Q K^T) V without the usual 1/sqrt(d) scaling, as in SAGAN.
-        attended = F.scaled_dot_product_attention(query, key, value, scale=1.0)
-        attended = attended.squeeze(1).transpose(1, 2).reshape(batch, channels, height, width)
-        return self.gamma * attended + x
+        positions = height * width
+        # [B, N, C'] layout for query, key and value; N = H * W positions. Going through
+        # [B, H, W, C'] makes this a free view for channels-last maps (the fast inference path).
+        query = self.query_conv(x).permute(0, 2, 3, 1).reshape(batch, positions, -1)
+        key = self.key_conv(x).permute(0, 2, 3, 1).reshape(batch, positions, -1)
+        value = self.value_conv(x).permute(0, 2, 3, 1).reshape(batch, positions, channels)
+        # softmax(Q K^T) V without the usual 1/sqrt(d) scaling, as in SAGAN. Written out rather
+        # than F.scaled_dot_product_attention: query/key and value widths differ, so PyTorch would
+        # take its generic path anyway, with extra masking passes.
+        weights = torch.softmax(torch.bmm(query, key.transpose(1, 2)), dim=-1)
+        attended = torch.bmm(weights, value).reshape(batch, height, width, channels).permute(0, 3, 1, 2)
+        return torch.addcmul(x, self.gamma, attended)
