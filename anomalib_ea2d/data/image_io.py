@@ -101,7 +101,10 @@ def _decode_with_pillow(path: Path) -> np.ndarray | tv_tensors.Image:
         rawmode = _rawmode(image)  # read before load(), which clears the tiles
         image.load()  # decodes the whole file now: a truncated file fails here, with its name added by the caller
         if image.mode in _PIL_HIGH_DEPTH_MODES:
-            return np.array(image)
+            array = np.array(image)
+            if image.mode == "I" and rawmode.startswith("I;16"):  # 16-bit data Pillow widened (e.g. 16-bit PGM)
+                array = array.astype(np.uint16)
+            return array
         if ";16" in rawmode:  # 16-bit colour PNG: Pillow keeps only 8 bits per channel
             array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
             if array is None:

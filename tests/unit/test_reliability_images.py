@@ -68,14 +68,16 @@ def test_8bit_modes_read_exactly_like_anomalib(tmp_path: Path, name: str, make: 
 # --- 16-bit and float files: full range, no clipping -----------------------------------------------
 
 
-@pytest.mark.parametrize("suffix", [".png", ".tif"])
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".pgm"])
 def test_16bit_gray_uses_the_full_range(tmp_path: Path, suffix: str) -> None:
     array = _gradient16()
     path = tmp_path / f"xray{suffix}"
     if suffix == ".png":
         Image.fromarray(array).save(path)
-    else:
+    elif suffix == ".tif":
         tifffile.imwrite(path, array)
+    else:  # Pillow opens 16-bit PGM as 32-bit integers
+        path.write_bytes(f"P5\n{SIZE} {SIZE}\n65535\n".encode() + array.astype(">u2").tobytes())
     image = read_medical_image(path)
     expected = torch.from_numpy(array.astype(np.float32) / 65535.0)
     assert image.shape == (3, SIZE, SIZE)
