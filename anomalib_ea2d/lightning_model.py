@@ -27,6 +27,7 @@ from torch import optim
 
 from anomalib_ea2d._hook import register
 from anomalib_ea2d.anomaly_map import ScoreReduction
+from anomalib_ea2d.checkpoint import check_checkpoint_file, guard_trainer_checkpoints
 from anomalib_ea2d.loss import EA2DLoss
 from anomalib_ea2d.torch_model import INPUT_MULTIPLE, EA2DModel
 
@@ -171,9 +172,39 @@ class EA2D(AnomalibModule):
                 optimizer, gradient_clip_val=gradient_clip_val, gradient_clip_algorithm=gradient_clip_algorithm
             )
 
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls,
+        checkpoint_path: str | Path,
+        map_location: Any = None,  # noqa: ANN401
+        hparams_file: str | Path | None = None,
+        strict: bool | None = None,
+        weights_only: bool | None = None,
+        **kwargs: Any,  # noqa: ANN401
+    ) -> EA2D:
+        """Load an EA2D checkpoint, building the encoder without ImageNet weights (the checkpoint holds them).
+
+        ``pre_trained`` and ``backbone_weights`` default to ``False``/``None`` here, so loading works on
+        machines without network or without the original weight file. A file that is not an EA2D
+        checkpoint (a reference-code state dict, another model's checkpoint) raises
+        :class:`~anomalib_ea2d.checkpoint.CheckpointFormatError` saying what it is and how to load it.
+        """
+        check_checkpoint_file(checkpoint_path, weights_only=weights_only)
+        kwargs.setdefault("pre_trained", False)
+        kwargs.setdefault("backbone_weights", None)
+        return super().load_from_checkpoint(
+            checkpoint_path,
+            map_location=map_location,
+            hparams_file=hparams_file,
+            strict=strict,
+            weights_only=weights_only,
+            **kwargs,
+        )
+
     def setup(self, stage: str) -> None:
-        """Apply the recipe's training length when the trainer was given none."""
+        """Check checkpoints the trainer loads; apply the recipe's training length when the trainer was given none."""
         trainer = self._trainer
+        guard_trainer_checkpoints(trainer)  # clear errors for a wrong --ckpt_path (runs before Lightning restores it)
         if stage != "fit" or trainer is None:
             return
         fit_loop = trainer.fit_loop
@@ -192,18 +223,35 @@ class EA2D(AnomalibModule):
     def training_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
         """Compute the weighted EA2D loss and log its terms."""
         del args, kwargs
+        running = [buffer.detach().clone() for buffer in self.model.buffers()]  # BatchNorm statistics before the batch
         terms = self.loss.terms(self.model(batch.image))
         loss = self.loss.combine(terms)
-        if not torch.isfinite(loss):
+        statistics_finite = all(torch.isfinite(b).all() for b in self.model.buffers() if b.is_floating_point())
+        if not torch.isfinite(loss) or not statistics_finite:
+            with torch.no_grad():  # the forward pass already put this batch into the BatchNorm statistics: undo it
+                for buffer, saved in zip(self.model.buffers(), running, strict=True):
+                    buffer.copy_(saved)
+            problem = "BatchNorm statistics became NaN/Inf" if torch.isfinite(loss) else f"loss became {loss.item()}"
             msg = (
-                f"EA2D loss became {loss.item()} at step {self.global_step}; training stopped before the weights "
-                "turn into NaN. Lower lr/encoder_lr, check the input images for NaN/Inf, or keep gradient clipping on."
+                f"EA2D {problem} at step {self.global_step}; training stopped before the weights turn into NaN. "
+                "Lower lr/encoder_lr, check the input images for NaN/Inf, or keep gradient clipping on."
             )
             raise FloatingPointError(msg)
         batch_size = batch.image.shape[0]
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size)
         self.log_dict({f"train_{k}": v for k, v in terms.items()}, on_step=True, on_epoch=False, batch_size=batch_size)
         return {"loss": loss}
+
+    def on_before_optimizer_step(self, optimizer: optim.Optimizer) -> None:
+        """Stop before the optimizer step if a gradient is NaN/Inf (a finite loss can still have them)."""
+        del optimizer
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if grads and not torch.isfinite(torch.nn.utils.get_total_norm(grads)):
+            msg = (
+                f"EA2D gradients became NaN/Inf at step {self.global_step}; training stopped before the weights "
+                "turn into NaN. Lower lr/encoder_lr, check the input images for NaN/Inf, or keep gradient clipping on."
+            )
+            raise FloatingPointError(msg)
 
     def validation_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
         """Predict scores and anomaly maps for the batch."""

@@ -12,9 +12,10 @@ anomaly map at the input size.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from anomalib.data import InferenceBatch
@@ -149,6 +150,13 @@ class EA2DModel(nn.Module):
             for module in self.modules():
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):  # noqa: SLF001
                     module.momentum = bn_momentum
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:  # noqa: ANN401
+        """Load an ``EA2DModel`` state dict; a reference-code state dict raises an error naming the converter."""
+        from anomalib_ea2d.checkpoint import check_not_reference_state_dict  # noqa: PLC0415 - keeps imports light
+
+        check_not_reference_state_dict(state_dict)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def train(self, mode: bool = True) -> EA2DModel:
         """Set train/eval mode; with ``freeze_encoder_bn`` the encoder's BatchNorms stay in eval mode."""
