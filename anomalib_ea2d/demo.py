@@ -57,8 +57,9 @@ def _collect_heatmaps(results_dir: Path, target: Path) -> list[Path]:
     target.mkdir(parents=True, exist_ok=True)
     copied: list[Path] = []
     images = sorted(p for p in results_dir.rglob("images/**/*.png") if p.is_file())
-    for label in ("normal", "abnormal"):
-        chosen = [p for p in images if p.parent.name == label][:HEATMAPS_PER_CLASS]
+    normal_folders = {"good", "normal"}  # anomalib's visualiser names folders after the test folders
+    for label, is_normal in (("normal", True), ("abnormal", False)):
+        chosen = [p for p in images if (p.parent.name in normal_folders) == is_normal][:HEATMAPS_PER_CLASS]
         for path in chosen:
             destination = target / f"{label}_{path.name}"
             shutil.copyfile(path, destination)
