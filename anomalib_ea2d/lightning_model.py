@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from anomalib import LearningType
@@ -65,9 +65,12 @@ class EA2D(AnomalibModule):
         view2_weight: Weight of the rotated view's reconstruction loss.
         contrastive_weight: Weight of the transformation-consistency term.
         image_size: Input size of the default pre-processor (a multiple of 32; int for square).
+        metrics: Metrics of the default evaluator: ``"ea2d"`` (image AUROC/F1, pixel AUROC/PRO) or
+            ``"anomalib"`` (anomalib's default image AUROC/F1, pixel AUROC/F1, the set the built-in
+            models report; ``anomalib benchmark`` needs one metric set across all its models).
         pre_processor: Pre-processor, or ``True`` for Resize(``image_size``) + ImageNet normalisation.
         post_processor: Post-processor, or ``True`` for anomalib's default.
-        evaluator: Evaluator, or ``True`` for image AUROC/F1 and pixel AUROC/PRO.
+        evaluator: Evaluator, or ``True`` for the metric set chosen by ``metrics``.
         visualizer: Visualizer, or ``True`` for anomalib's image visualizer.
 
     Example:
@@ -95,6 +98,7 @@ class EA2D(AnomalibModule):
         view2_weight: float = 0.5,
         contrastive_weight: float = 0.5,
         image_size: int | tuple[int, int] = 256,
+        metrics: Literal["ea2d", "anomalib"] = "ea2d",
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,
         evaluator: Evaluator | bool = True,
@@ -111,6 +115,11 @@ class EA2D(AnomalibModule):
             raise ValueError(msg)
         if pre_processor is True:
             pre_processor = self.configure_pre_processor(size)
+        if metrics not in {"ea2d", "anomalib"}:
+            msg = f"EA2D metrics must be 'ea2d' or 'anomalib', got {metrics!r}."
+            raise ValueError(msg)
+        if evaluator is True and metrics == "anomalib":
+            evaluator = AnomalibModule.configure_evaluator()
         if backbone_weights is not None:
             backbone_weights = str(backbone_weights)  # plain str in hparams: checkpoints load with weights_only
         super().__init__(
@@ -270,4 +279,26 @@ class EA2D(AnomalibModule):
         return LearningType.ONE_CLASS
 
 
+class EA2DAnomalibMetrics(EA2D):
+    """:class:`EA2D` that reports anomalib's default metrics (``metrics="anomalib"``), for ``anomalib benchmark``.
+
+    ``anomalib benchmark`` tabulates one metric set and one set of init-arg names across all the
+    models of a config, so EA2D cannot take an extra ``metrics`` init arg there; this class takes
+    the same arguments as :class:`EA2D` except ``metrics``.
+
+    Example:
+        >>> model = EA2DAnomalibMetrics(backbone="resnet18", pre_trained=False)
+        >>> [metric.name for metric in model.evaluator.test_metrics]
+        ['image_AUROC', 'image_F1Score', 'pixel_AUROC', 'pixel_F1Score']
+    """
+
+    def __init__(self, **kwargs: Any) -> None:  # noqa: ANN401
+        # A checkpoint's hyper-parameters repeat metrics="anomalib"; any other value is a mistake.
+        if kwargs.setdefault("metrics", "anomalib") != "anomalib":
+            msg = "EA2DAnomalibMetrics always uses metrics='anomalib'; remove the metrics init arg or use EA2D."
+            raise ValueError(msg)
+        super().__init__(**kwargs)
+
+
 register(EA2D)
+register(EA2DAnomalibMetrics)

@@ -41,8 +41,14 @@ def _is_tracing() -> bool:
         or torch.compiler.is_compiling()
         or torch.compiler.is_exporting()
         or torch.onnx.is_in_onnx_export()
-        or torch.fx._symbolic_trace.is_fx_tracing()  # noqa: SLF001
+        or _is_fx_symbolic_tracing()
     )
+
+
+def _is_fx_symbolic_tracing() -> bool:
+    symbolic_trace = torch.fx._symbolic_trace  # noqa: SLF001
+    check = getattr(symbolic_trace, "is_fx_symbolic_tracing", None) or symbolic_trace.is_fx_tracing
+    return bool(check())
 
 
 @dataclass

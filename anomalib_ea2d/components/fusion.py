@@ -3,11 +3,12 @@
 In eval mode a BatchNorm is a per-channel affine map, so ``bn(conv(x))`` equals one convolution
 with scaled weights and a shifted bias. :func:`fold_batchnorms` traces a module with ``torch.fx``
 and replaces every ``conv -> bn`` pair (also ``conv -> nearest/bilinear upsample -> bn``, since
-such upsampling commutes with a per-channel affine map) by a :class:`ConvBatchNorm2d` call that
-computes the folded weights from the live parameters on every call. Nothing is copied: the graph
-shares the original modules, so training, ``load_state_dict`` or ``.to()`` never leave it stale.
-Folding saves one memory pass per BatchNorm; the outputs agree with the unfolded module to float
-rounding (about 1e-6).
+such upsampling commutes with a per-channel affine map) by a :class:`ConvBatchNorm2d` call. The
+graph shares the original modules; the folded weights are cached per convolution and recomputed
+whenever a source tensor changes (its version counter or storage), so training,
+``load_state_dict`` or ``.to()`` never leave them stale. The cache costs about one copy of the
+folded convolution weights. Folding saves one memory pass per BatchNorm; the outputs agree with
+the unfolded module to float rounding (about 1e-6).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ class ConvBatchNorm2d(nn.Module):
     """``bn(mid(conv(x)))`` for an eval-mode BatchNorm, computed as one convolution with folded weights.
 
     The modules are held in a plain list, so they are not registered twice in the graph that uses
-    this wrapper; the folded weights are recomputed from their current values on every call.
+    this wrapper. Without autograd the folded weights are cached and recomputed only when a
+    parameter or running statistic changed (in place or replaced); with autograd they are
+    recomputed on every call, so gradients reach the original parameters.
 
     Args:
         conv: The convolution.
@@ -46,18 +49,46 @@ class ConvBatchNorm2d(nn.Module):
     def __init__(self, conv: nn.Conv2d, batchnorm: nn.BatchNorm2d, upsample: nn.Module | None = None) -> None:
         super().__init__()
         self.parts: list[nn.Module | None] = [conv, batchnorm, upsample]
+        self._cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Convolve with the folded weights (then upsample, if any)."""
-        conv, batchnorm, upsample = self.parts
+    def _sources(self) -> list[torch.Tensor]:
+        conv, batchnorm, _ = self.parts
+        tensors = [conv.weight, batchnorm.weight, batchnorm.bias, batchnorm.running_mean, batchnorm.running_var]
+        return tensors if conv.bias is None else [*tensors, conv.bias]
+
+    def folded(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The folded convolution weight and bias (cached when autograd is off)."""
+        conv, batchnorm, _ = self.parts
         assert isinstance(conv, nn.Conv2d)
         assert isinstance(batchnorm, nn.BatchNorm2d)
+        cacheable = not torch.is_grad_enabled()
+        if cacheable:
+            key = (batchnorm.eps, *(_state(tensor) for tensor in self._sources()))
+            if self._cache is not None and self._cache[0] == key:
+                return self._cache[1], self._cache[2]
         scale = batchnorm.weight * torch.rsqrt(batchnorm.running_var + batchnorm.eps)
         shift = batchnorm.bias - batchnorm.running_mean * scale
         if conv.bias is not None:
             shift = shift + conv.bias * scale
-        out = conv._conv_forward(x, conv.weight * scale.reshape(-1, 1, 1, 1), shift)  # noqa: SLF001
+        weight = conv.weight * scale.reshape(-1, 1, 1, 1)
+        if cacheable:
+            # Stored channels-last, the layout of the fast path's features: no conversion per call.
+            weight = weight.contiguous(memory_format=torch.channels_last)
+            self._cache = (key, weight, shift)
+        return weight, shift
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Convolve with the folded weights (then upsample, if any)."""
+        conv, _, upsample = self.parts
+        assert isinstance(conv, nn.Conv2d)
+        weight, shift = self.folded()
+        out = conv._conv_forward(x, weight, shift)  # noqa: SLF001
         return out if upsample is None else upsample(out)
+
+
+def _state(tensor: torch.Tensor) -> tuple:
+    """What identifies a tensor's current values: storage, in-place version, dtype and device."""
+    return (tensor.data_ptr(), tensor._version, tensor.dtype, tensor.device)  # noqa: SLF001
 
 
 def _is_foldable_batchnorm(module: nn.Module) -> bool:

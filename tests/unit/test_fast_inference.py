@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from anomalib_ea2d import EA2DModel
+from anomalib_ea2d import EA2DLoss, EA2DModel
 from anomalib_ea2d.components import fusion
 from anomalib_ea2d.components.fusion import ConvBatchNorm2d, fold_batchnorms
 
@@ -185,3 +185,38 @@ def test_model_pickles_and_copies_without_cached_graphs(model: EA2DModel, tmp_pa
     loaded = torch.load(path, weights_only=False)
     assert not loaded._folded._entries
     _assert_same(*_both_paths(loaded, images))
+
+
+def test_eval_gradients_match_plain_modules(model: EA2DModel) -> None:
+    """With autograd on, the folded path recomputes its weights, so gradients reach the original parameters."""
+    images = torch.randn(1, 3, 64, 64)
+    model.eval()
+    grads = []
+    for fast in (True, False):
+        model.fast_inference = fast
+        model.zero_grad()
+        EA2DLoss()(model.features(images)).backward()
+        grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+    model.fast_inference = True
+    model.zero_grad()
+    assert len(grads[0]) == len(grads[1]) > 0
+    for fast, plain in zip(*grads, strict=True):
+        torch.testing.assert_close(fast, plain, atol=1e-4, rtol=1e-3)
+
+
+def test_folded_weights_are_cached_without_autograd(model: EA2DModel) -> None:
+    images = torch.randn(1, 3, 64, 64)
+    model.eval()
+    with torch.no_grad():
+        model(images)
+    graph = model._folded.get(model.encoder)
+    folded = next(m for m in graph.modules() if isinstance(m, ConvBatchNorm2d))
+    with torch.no_grad():
+        weight, _ = folded.folded()
+        again, _ = folded.folded()
+        assert again is weight
+        folded.parts[1].running_var.add_(1.0)  # in-place change: the cache must notice
+        changed, _ = folded.folded()
+        folded.parts[1].running_var.sub_(1.0)
+    assert changed is not weight
+    assert not torch.allclose(changed, weight)
