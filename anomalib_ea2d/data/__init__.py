@@ -14,8 +14,9 @@ The paper datasets are prepared once into anomalib ``Folder`` layout
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from anomalib_ea2d._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from anomalib_ea2d.data.datamodule import SyntheticBrainMRI
@@ -67,14 +68,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:  # noqa: ANN401
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    msg = f"module 'anomalib_ea2d.data' has no attribute {name!r}"
-    raise AttributeError(msg)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
