@@ -52,7 +52,7 @@ class ContrastiveAugmentation(Callback):
     Example:
         >>> from anomalib_ea2d import ContrastiveAugmentation
         >>> callback = ContrastiveAugmentation(transforms=["rot180", "hflip"], warmup_steps=100)
-        >>> callback.weight_at(step=49, target=0.5)
+        >>> callback.weight_at(step=50, target=0.5)
         0.25
     """
 
