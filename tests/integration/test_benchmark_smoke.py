@@ -1,0 +1,93 @@
+"""Smoke-sized runs of ``python -m anomalib_ea2d.benchmark``: the studies run end to end and write their files."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from anomalib_ea2d.benchmark import (
+    METRIC_KEYS,
+    OneViewEA2DModel,
+    build_ablation,
+    main,
+    presets,
+    run_ablation,
+    run_compare,
+)
+from anomalib_ea2d.components import SelfAttention2d
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    data_root = tmp_path_factory.mktemp("brain")
+    return presets("smoke", data_root)
+
+
+def test_compare_writes_a_row_per_model_with_numeric_metrics(smoke: dict, tmp_path: Path) -> None:
+    config = dataclasses.replace(smoke["compare"], models=("ea2d", "patchcore"), backends=("torch", "openvino-fp32"))
+    rows = run_compare(config, tmp_path, isolate=False)
+    table = pd.read_csv(tmp_path / "compare.csv")
+    assert list(table["model"]) == ["ea2d", "patchcore"]
+    for key in (*METRIC_KEYS, "torch_image_AUROC", "openvino-fp32_image_AUROC", "fit_s", "step_ms"):
+        assert table[key].map(math.isfinite).all(), key
+    for backend in config.backends:
+        for size in config.batch_sizes:
+            assert (table[f"{backend}_b{size}_ips"] > 0).all()
+    for row in rows:
+        # The benchmark's own scoring of the torch outputs agrees with anomalib's Engine.test.
+        assert row["torch_image_AUROC"] == pytest.approx(row["image_AUROC"], abs=1e-6)
+        assert row["torch_pixel_AUROC"] == pytest.approx(row["pixel_AUROC"], abs=1e-4)
+        # OpenVINO FP32 scores the same images almost identically.
+        assert row["openvino-fp32_pixel_AUROC"] == pytest.approx(row["torch_pixel_AUROC"], abs=1e-3)
+        assert row["openvino-fp32_size_mib"] > 0
+    timings = pd.read_csv(tmp_path / "compare_timings.csv")
+    assert len(timings) == len(config.models) * len(config.backends) * len(config.batch_sizes) * config.repeats
+    assert "| ea2d | openvino-fp32 |" in (tmp_path / "compare.md").read_text()
+    assert (tmp_path / "compare.png").stat().st_size > 0
+
+
+def test_scaling_through_the_command_line(smoke: dict, tmp_path: Path) -> None:
+    assert main(["scaling", "--preset", "smoke", "--output", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "scaling.csv")
+    config = smoke["scaling"]
+    assert len(table) == len(config.sizes) + len(config.batches) - 1  # batch 1 at 64 px is shared
+    assert (table["attention_ms"] > 0).all()
+    assert (table["attention_share"] < 1).all()
+    # Quadratic attention: its FLOP share grows with the input size.
+    batch1 = table[table["batch"] == 1].sort_values("size")
+    assert batch1["attention_flop_share"].is_monotonic_increasing
+    assert "## scaling" in (tmp_path / "report.md").read_text()
+
+
+def test_ablation_variants_change_what_they_claim() -> None:
+    images = torch.rand(2, 3, 64, 64)
+    attention = build_ablation("no_attention", "resnet18", 64, 2)
+    assert not any(isinstance(m, SelfAttention2d) for m in attention.model.modules())
+    one_view = build_ablation("one_view", "resnet18", 64, 2)
+    assert isinstance(one_view.model, OneViewEA2DModel)
+    assert one_view.loss.view2_weight == 0
+    assert one_view.loss.contrastive_weight == 0
+    one_view.model.eval()
+    with torch.no_grad():
+        output = one_view.model(images)
+    assert output.anomaly_map.shape == (2, 1, 64, 64)
+    assert build_ablation("no_contrastive", "resnet18", 64, 2).loss.contrastive_weight == 0
+    assert build_ablation("frozen_encoder", "resnet18", 64, 2).hparams.encoder_lr == 0
+    with pytest.raises(ValueError, match="Unknown ablation"):
+        build_ablation("no_decoder", "resnet18", 64, 2)
+
+
+def test_ablation_summary_has_mean_and_std(smoke: dict, tmp_path: Path) -> None:
+    config = dataclasses.replace(smoke["ablation"], variants=("one_view",), seeds=(0, 1))
+    rows = run_ablation(config, tmp_path)
+    assert [row["seed"] for row in rows] == [0, 1]
+    text = (tmp_path / "ablation.md").read_text()
+    assert "| one_view |" in text
+    assert "+-" in text
