@@ -232,15 +232,18 @@ class EA2D(AnomalibModule):
     def training_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
         """Compute the weighted EA2D loss and log its terms."""
         del args, kwargs
-        running = [buffer.detach().clone() for buffer in self.model.buffers()]  # BatchNorm statistics before the batch
+        statistics = [buffer for buffer in self.model.buffers() if buffer.is_floating_point()]
+        running = [buffer.detach().clone() for buffer in statistics]  # BatchNorm statistics before the batch
         terms = self.loss.terms(self.model(batch.image))
         loss = self.loss.combine(terms)
-        statistics_finite = all(torch.isfinite(b).all() for b in self.model.buffers() if b.is_floating_point())
-        if not torch.isfinite(loss) or not statistics_finite:
+        # One device sync for the loss and every statistic.
+        finite = torch.stack([torch.isfinite(loss), *(torch.isfinite(buffer).all() for buffer in statistics)])
+        if not bool(finite.all()):
+            loss_finite = bool(finite[0])
             with torch.no_grad():  # the forward pass already put this batch into the BatchNorm statistics: undo it
-                for buffer, saved in zip(self.model.buffers(), running, strict=True):
+                for buffer, saved in zip(statistics, running, strict=True):
                     buffer.copy_(saved)
-            problem = "BatchNorm statistics became NaN/Inf" if torch.isfinite(loss) else f"loss became {loss.item()}"
+            problem = "BatchNorm statistics became NaN/Inf" if loss_finite else f"loss became {loss.item()}"
             msg = (
                 f"EA2D {problem} at step {self.global_step}; training stopped before the weights turn into NaN. "
                 "Lower lr/encoder_lr, check the input images for NaN/Inf, or keep gradient clipping on."
