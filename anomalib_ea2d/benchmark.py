@@ -510,7 +510,7 @@ class CompareConfig:
 
     models: tuple[str, ...] = MODEL_NAMES
     backbone: str = "resnet18"
-    train_steps: int = 150
+    train_steps: int = 100
     train_batch_size: int = 16
     eval_batch_size: int = 32
     seed: int = 0
@@ -924,12 +924,12 @@ class GoalsConfig:
     backbone: str = "resnet50"
     image_size: int = 256
     batch_size: int = 4
-    repeats: int = 7
+    repeats: int = 5
     threads: int | None = 2
     train_backbone: str = "resnet18"
     train_image_size: int = 128
     train_batch_size: int = 16
-    train_steps: int = 12
+    train_steps: int = 8
     data: DataSpec = field(default_factory=DataSpec)
     calibration: DataSpec = field(
         default_factory=lambda: DataSpec(num_train=16, num_test_normal=32, num_test_abnormal=32)
@@ -1253,8 +1253,8 @@ class AblationConfig:
     variants: tuple[str, ...] = ABLATIONS
     seeds: tuple[int, ...] = (0, 1, 2)
     backbone: str = "resnet18"
-    train_steps: int = 60
-    train_batch_size: int = 16
+    train_steps: int = 40
+    train_batch_size: int = 8
     eval_batch_size: int = 32
     threads: int | None = None
     data: DataSpec = field(default_factory=DataSpec)
