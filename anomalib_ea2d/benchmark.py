@@ -63,7 +63,7 @@ import torch
 from anomalib.data import InferenceBatch
 from anomalib.deploy import CompressionType, ExportType
 from anomalib.engine import Engine
-from anomalib.metrics import AUROC, PRO, Evaluator, F1Score
+from anomalib.metrics import AUPRO, AUROC, PRO, Evaluator, F1Score
 from anomalib.models import AnomalibModule, Patchcore, ReverseDistillation
 from anomalib.models.image.reverse_distillation.anomaly_map import AnomalyMapGenerationMode
 from anomalib.models.image.reverse_distillation.torch_model import ReverseDistillationModel
@@ -88,8 +88,13 @@ BACKENDS: tuple[str, ...] = ("torch", "openvino-fp32", "openvino-int8")
 ABLATIONS: tuple[str, ...] = ("full", "no_attention", "one_view", "no_contrastive", "frozen_encoder")
 """EA2D variants of the ``ablation`` study."""
 
-METRIC_KEYS: tuple[str, ...] = ("image_AUROC", "image_F1Score", "pixel_AUROC", "pixel_PRO")
-"""Metrics every model of the comparison reports (one shared evaluator)."""
+METRIC_KEYS: tuple[str, ...] = ("image_AUROC", "image_F1Score", "pixel_AUROC", "pixel_AUPRO", "pixel_PRO")
+"""Metrics every model of the comparison reports (one shared evaluator).
+
+``pixel_AUPRO`` integrates the per-region overlap up to a false-positive rate of 0.3 (the usual
+PRO figure of papers); ``pixel_PRO`` is anomalib's PRO at one threshold (0.5 of the normalised
+map), which a map that is high everywhere also scores well on.
+"""
 
 PRO_THRESHOLD = 0.5
 """Binarisation threshold of PRO on the post-processed (normalised) anomaly maps, anomalib's default."""
@@ -297,15 +302,21 @@ class DataSpec:
 
 
 def shared_evaluator() -> Any:  # noqa: ANN401
-    """Image AUROC/F1 and pixel AUROC/PRO, the same for every model of a comparison."""
-    return Evaluator(
-        test_metrics=[
-            AUROC(fields=["pred_score", "gt_label"], prefix="image_"),
-            F1Score(fields=["pred_label", "gt_label"], prefix="image_"),
-            AUROC(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
-            PRO(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
-        ],
-    )
+    """Image AUROC/F1 and pixel AUROC/AUPRO/PRO (:data:`METRIC_KEYS`), the same for every model of a comparison."""
+    return Evaluator(test_metrics=list(_metrics(prefixed=True).values()))
+
+
+def _metrics(prefixed: bool) -> dict[str, Any]:
+    """The metrics of :data:`METRIC_KEYS`, named ``image_*``/``pixel_*`` when ``prefixed``."""
+    image, pixel = ("image_", "pixel_") if prefixed else ("", "")
+    mask_fields = ["anomaly_map", "gt_mask"]
+    return {
+        "image_AUROC": AUROC(fields=["pred_score", "gt_label"], prefix=image),
+        "image_F1Score": F1Score(fields=["pred_label", "gt_label"], prefix=image),
+        "pixel_AUROC": AUROC(fields=mask_fields, prefix=pixel, strict=False),
+        "pixel_AUPRO": AUPRO(fields=mask_fields, prefix=pixel, strict=False, fpr_limit=0.3),
+        "pixel_PRO": PRO(fields=mask_fields, prefix=pixel, strict=False, threshold=PRO_THRESHOLD),
+    }
 
 
 def build_model(
@@ -382,12 +393,7 @@ def compute_metrics(outputs: Sequence[dict[str, torch.Tensor]], batches: Sequenc
     The anomalib metric classes are fed exactly as anomalib's evaluator feeds them, so torch and
     exported models are scored the same way.
     """
-    metrics = {
-        "image_AUROC": AUROC(fields=["pred_score", "gt_label"]),
-        "image_F1Score": F1Score(fields=["pred_label", "gt_label"]),
-        "pixel_AUROC": AUROC(fields=["anomaly_map", "gt_mask"], strict=False),
-        "pixel_PRO": PRO(fields=["anomaly_map", "gt_mask"], strict=False, threshold=PRO_THRESHOLD),
-    }
+    metrics = _metrics(prefixed=False)
     for output, batch in zip(outputs, batches, strict=True):
         anomaly_map = output["anomaly_map"].float()
         if anomaly_map.ndim == 3:
@@ -668,14 +674,15 @@ def compare_markdown(rows: Sequence[dict[str, Any]], config: CompareConfig) -> s
         f"{config.train_steps} training steps of batch {config.train_batch_size} "
         "(PatchCore: one epoch to fill its memory bank). Accuracy from anomalib's `Engine.test`.",
         "",
-        "| model | image AUROC | image F1 | pixel AUROC | pixel PRO | fit (s) | step (ms, median [min-max]) "
-        "| train peak RSS (MiB) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| model | image AUROC | image F1 | pixel AUROC | pixel AUPRO | PRO@0.5 | fit (s) "
+        "| step (ms, median [min-max]) | train peak RSS (MiB) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         lines.append(
             f"| {row['model']} | {_fmt(row['image_AUROC'])} | {_fmt(row['image_F1Score'])} "
-            f"| {_fmt(row['pixel_AUROC'])} | {_fmt(row['pixel_PRO'])} | {_fmt(row['fit_s'], 1)} "
+            f"| {_fmt(row['pixel_AUROC'])} | {_fmt(row['pixel_AUPRO'])} | {_fmt(row['pixel_PRO'])} "
+            f"| {_fmt(row['fit_s'], 1)} "
             f"| {_fmt(row['step_ms'], 0)} [{_fmt(row['step_ms_min'], 0)}-{_fmt(row['step_ms_max'], 0)}] "
             f"| {_fmt(row['train_peak_rss_mib'], 0)} |"
         )
@@ -1313,8 +1320,8 @@ def ablation_markdown(rows: Sequence[dict[str, Any]], config: AblationConfig) ->
         f"EA2D {config.backbone} (random init), {config.data.image_size} px, {config.train_steps} steps of batch "
         f"{config.train_batch_size} per run, seeds {', '.join(map(str, config.seeds))}; mean +- sample std.",
         "",
-        "| variant | image AUROC | image F1 | pixel AUROC | pixel PRO | step (ms) | parameters (M) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| variant | image AUROC | image F1 | pixel AUROC | pixel AUPRO | PRO@0.5 | step (ms) | parameters (M) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for entry in ablation_summary(rows):
         cells = [f"{entry[key]:.3f} +- {_fmt(entry[f'{key}_std'])}" for key in METRIC_KEYS]
