@@ -50,7 +50,7 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -355,10 +355,23 @@ def build_model(
     raise ValueError(msg)
 
 
-def _quiet_lightning() -> None:
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "anomalib", "nncf", "anomalib_ea2d"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
+_NOISY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "anomalib", "nncf", "anomalib_ea2d")
+
+
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Silence training chatter while a study runs; logger levels and warning filters are restored after."""
+    loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
+    levels = [item.level for item in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for item in loggers:
+            item.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for item, level in zip(loggers, levels, strict=True):
+                item.setLevel(level)
 
 
 def _engine(output: Path, name: str, max_steps: int, callbacks: list) -> Any:  # noqa: ANN401
@@ -600,9 +613,9 @@ def _predictors(
     return predictors
 
 
+@_quiet_lightning()
 def benchmark_model(name: str, config: CompareConfig, output: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Train, test, export and time one model; return its summary row and its raw timing samples."""
-    _quiet_lightning()
     set_threads(config.threads)
     work = output / "work" / name
     work.mkdir(parents=True, exist_ok=True)
@@ -1082,9 +1095,9 @@ def _goal_training_steps(config: GoalsConfig, output: Path) -> tuple[list[float]
     return lightning_steps, plain_steps
 
 
+@_quiet_lightning()
 def run_goals(config: GoalsConfig, output: Path) -> dict[str, Any]:
     """Measure the speed goals in one process; writes ``goals.json`` and ``goals.md``."""
-    _quiet_lightning()
     output.mkdir(parents=True, exist_ok=True)
     threads = set_threads(config.threads)
     torch.manual_seed(0)
@@ -1267,9 +1280,9 @@ class AblationConfig:
     data: DataSpec = field(default_factory=DataSpec)
 
 
+@_quiet_lightning()
 def ablation_run(variant: str, seed: int, config: AblationConfig, output: Path) -> dict[str, Any]:
     """Train and test one EA2D variant with one seed."""
-    _quiet_lightning()
     set_threads(config.threads)
     seed_everything(seed, workers=True)
     datamodule = config.data.datamodule(output, config.train_batch_size, config.eval_batch_size, seed)
