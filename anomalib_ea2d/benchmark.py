@@ -282,8 +282,12 @@ class DataSpec:
             f"{self.num_test_abnormal}_seed{self.generation_seed}"
         )
 
-    def datamodule(self, output: Path, train_batch_size: int, eval_batch_size: int, seed: int = 0) -> Any:  # noqa: ANN401
-        """A :class:`~anomalib_ea2d.data.SyntheticBrainMRI` datamodule over this set."""
+    def datamodule(self, output: Path, train_batch_size: int, eval_batch_size: int) -> Any:  # noqa: ANN401
+        """A :class:`~anomalib_ea2d.data.SyntheticBrainMRI` datamodule over this set.
+
+        Its validation split (normalisation and thresholds) is a fixed half of the generated test
+        slices; the other half is tested. The split is the same for every model and seed.
+        """
         from anomalib_ea2d.data import SyntheticBrainMRI  # noqa: PLC0415
 
         root = self.root or output / "data" / self.folder_name()
@@ -297,7 +301,6 @@ class DataSpec:
             train_batch_size=train_batch_size,
             eval_batch_size=eval_batch_size,
             num_workers=0,
-            seed=seed,
         )
 
 
@@ -544,9 +547,7 @@ class CompareConfig:
 def _fit_and_test(name: str, config: CompareConfig, work: Path) -> tuple[Any, Any, Any, dict[str, Any]]:
     """Train and test one model with anomalib's Engine; return model, engine, datamodule and the summary row."""
     seed_everything(config.seed, workers=True)
-    datamodule = config.data.datamodule(
-        work.parent.parent, config.train_batch_size, config.eval_batch_size, config.seed
-    )
+    datamodule = config.data.datamodule(work.parent.parent, config.train_batch_size, config.eval_batch_size)
     model = build_model(name, config.backbone, config.data.image_size, config.train_steps)
     timer = StepTimer()
     engine = _engine(work, name, config.train_steps, [timer])
@@ -1285,7 +1286,7 @@ def ablation_run(variant: str, seed: int, config: AblationConfig, output: Path) 
     """Train and test one EA2D variant with one seed."""
     set_threads(config.threads)
     seed_everything(seed, workers=True)
-    datamodule = config.data.datamodule(output, config.train_batch_size, config.eval_batch_size, seed)
+    datamodule = config.data.datamodule(output, config.train_batch_size, config.eval_batch_size)
     model = build_ablation(variant, config.backbone, config.data.image_size, config.train_steps)
     timer = StepTimer()
     engine = _engine(output / "work" / f"ablation_{variant}_{seed}", "ea2d", config.train_steps, [timer])

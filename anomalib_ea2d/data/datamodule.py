@@ -56,10 +56,12 @@ class SyntheticBrainMRI(Folder):
         val_augmentations: Augmentations of validation images.
         test_augmentations: Augmentations of test images.
         augmentations: Augmentations of every subset without its own.
-        val_split_mode: How to get the validation set (default: the test set, as anomalib's MVTecAD;
-            it only sets the score normalisation and thresholds, it selects no weights).
+        val_split_mode: How to get the validation set. Default ``from_test``: a label-balanced half
+            of the generated test slices, disjoint from the images that are then tested, so that
+            score normalisation and the F1/PRO thresholds are never fitted on the test images.
         val_split_ratio: Fraction used by the ``from_*`` validation split modes.
-        seed: Seed of anomalib's random subset splits (not of the generator).
+        seed: Seed of anomalib's random subset splits (not of the generator); fixed by default so
+            every run validates and tests on the same images.
 
     Example:
         >>> import tempfile
@@ -94,9 +96,9 @@ class SyntheticBrainMRI(Folder):
         val_augmentations: Transform | None = None,
         test_augmentations: Transform | None = None,
         augmentations: Transform | None = None,
-        val_split_mode: ValSplitMode | str = ValSplitMode.SAME_AS_TEST,
+        val_split_mode: ValSplitMode | str = ValSplitMode.FROM_TEST,
         val_split_ratio: float = 0.5,
-        seed: int | None = None,
+        seed: int | None = 0,
     ) -> None:
         self.params = SyntheticBrainParams(
             seed=generation_seed,
