@@ -1186,6 +1186,8 @@ def goals_markdown(result: dict[str, Any]) -> str:
 class OneViewEA2DModel(EA2DModel):
     """EA2D without the rotated view (ablation): the encoder, the first view's attention and decoder only.
 
+    :func:`build_ablation` removes the second branch after construction; only ``branches[0]`` is used.
+
     Training features repeat the one view for :class:`~anomalib_ea2d.EA2DLoss`, which must then
     weight the second view and the contrastive term with 0; eval scores and maps come from the
     one view.
@@ -1224,8 +1226,8 @@ def build_ablation(variant: str, backbone: str, image_size: int, max_steps: int)
     """EA2D with one ablation switch (:data:`ABLATIONS`), built through :func:`build_model`.
 
     ``no_attention`` replaces the attention skips by identities (what ``gamma`` fixed at 0
-    computes); ``one_view`` drops the rotated view (its decoder is unused, its loss weight and the
-    contrastive weight are 0); ``no_contrastive`` sets ``contrastive_weight=0``; ``frozen_encoder``
+    computes); ``one_view`` drops the rotated view (its attention and decoder are removed, its loss
+    weight and the contrastive weight are 0); ``no_contrastive`` sets ``contrastive_weight=0``; ``frozen_encoder``
     sets ``encoder_lr=0`` (the encoder's BatchNorm statistics still follow the data).
     """
     ea2d_args: dict[str, Any] = {
@@ -1253,6 +1255,7 @@ def build_ablation(variant: str, backbone: str, image_size: int, max_steps: int)
             sigma=hparams.sigma,
             bn_momentum=hparams.bn_momentum,
         )
+        del model.model.branches[1]  # the rotated view's attention and decoder: unused, not counted
     return model
 
 

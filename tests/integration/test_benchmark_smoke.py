@@ -72,6 +72,11 @@ def test_ablation_variants_change_what_they_claim() -> None:
     assert not any(isinstance(m, SelfAttention2d) for m in attention.model.modules())
     one_view = build_ablation("one_view", "resnet18", 64, 2)
     assert isinstance(one_view.model, OneViewEA2DModel)
+    assert len(one_view.model.branches) == 1
+    full = build_ablation("full", "resnet18", 64, 2)
+    one_branch = sum(p.numel() for p in full.model.branches[0].parameters())
+    parameters = sum(p.numel() for p in one_view.model.parameters())
+    assert parameters == sum(p.numel() for p in full.model.parameters()) - one_branch
     assert one_view.loss.view2_weight == 0
     assert one_view.loss.contrastive_weight == 0
     one_view.model.eval()
