@@ -110,7 +110,11 @@ class AnomalyMapGenerator(nn.Module):
         map2 = view_anomaly_map(encoder_view2, decoder_view2)
         score = (self.reduce(map1) + self.reduce(map2)) / 2
         combined = (map1 + rotate180(map2)) / 2
-        anomaly_map = F.interpolate(combined, size=tuple(image_size), mode="bilinear", align_corners=False)
+        return self.to_image(combined, image_size), score
+
+    def to_image(self, view_map: torch.Tensor, image_size: tuple[int, int] | torch.Size) -> torch.Tensor:
+        """Resize a ``[B, 1, h, w]`` map bilinearly to ``image_size`` and smooth it (when ``sigma > 0``)."""
+        anomaly_map = F.interpolate(view_map, size=tuple(image_size), mode="bilinear", align_corners=False)
         if self.blur is not None:
             anomaly_map = self.blur(anomaly_map)
-        return anomaly_map, score
+        return anomaly_map

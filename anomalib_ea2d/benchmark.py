@@ -1186,8 +1186,6 @@ def goals_markdown(result: dict[str, Any]) -> str:
 class OneViewEA2DModel(EA2DModel):
     """EA2D without the rotated view (ablation): the encoder, the first view's attention and decoder only.
 
-    :func:`build_ablation` removes the second branch after construction; only ``branches[0]`` is used.
-
     Training features repeat the one view for :class:`~anomalib_ea2d.EA2DLoss`, which must then
     weight the second view and the contrastive term with 0; eval scores and maps come from the
     one view.
@@ -1197,6 +1195,10 @@ class OneViewEA2DModel(EA2DModel):
         >>> model(torch.rand(1, 3, 64, 64)).anomaly_map.shape
         torch.Size([1, 1, 64, 64])
     """
+
+    def __init__(self, **kwargs: Any) -> None:  # noqa: ANN401
+        super().__init__(**kwargs)
+        del self.branches[1]  # the rotated view's attention and decoder
 
     def features(self, images: torch.Tensor) -> EA2DFeatures:
         """Encoder maps, reconstructions and pooled deepest map of the image view, repeated as two views."""
@@ -1216,10 +1218,9 @@ class OneViewEA2DModel(EA2DModel):
             return features
         view_map = view_anomaly_map(features.encoder[0], features.decoder[0])
         generator = self.anomaly_map_generator
-        anomaly_map = F.interpolate(view_map, size=images.shape[-2:], mode="bilinear", align_corners=False)
-        if generator.blur is not None:
-            anomaly_map = generator.blur(anomaly_map)
-        return InferenceBatch(pred_score=generator.reduce(view_map), anomaly_map=anomaly_map)
+        return InferenceBatch(
+            pred_score=generator.reduce(view_map), anomaly_map=generator.to_image(view_map, images.shape[-2:])
+        )
 
 
 def build_ablation(variant: str, backbone: str, image_size: int, max_steps: int) -> Any:  # noqa: ANN401
@@ -1255,7 +1256,6 @@ def build_ablation(variant: str, backbone: str, image_size: int, max_steps: int)
             sigma=hparams.sigma,
             bn_momentum=hparams.bn_momentum,
         )
-        del model.model.branches[1]  # the rotated view's attention and decoder: unused, not counted
     return model
 
 
