@@ -1,8 +1,9 @@
 """One-command demo: EA2D on the synthetic brain-MRI set, from data generation to an OpenVINO model.
 
-``python -m anomalib_ea2d.demo`` reads ``configs/synthetic_brain.yaml`` (the single source of the demo's
-settings), generates the synthetic set if needed, trains EA2D, tests the final model with anomalib's
-metrics, exports it to OpenVINO and writes, under ``--output`` (default ``results/demo``):
+``python -m anomalib_ea2d.demo`` reads ``configs/synthetic_brain.yaml`` and the data config it names
+(the single source of the demo's settings), generates the synthetic set if needed, trains EA2D, tests
+the final model with anomalib's metrics, exports it to OpenVINO and writes, under ``--output``
+(default ``results/demo``):
 
 - ``metrics.json`` and ``metrics.csv``: image AUROC/F1, pixel AUROC/PRO, and timings;
 - ``heatmaps/``: anomalib's visualisations of a few normal and lesion test slices;

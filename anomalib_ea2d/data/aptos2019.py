@@ -22,20 +22,9 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+from anomalib_ea2d.data import splits
 from anomalib_ea2d.data.fundus import crop_fundus
-from anomalib_ea2d.data.splits import (
-    PreparedSplit,
-    SplitCounts,
-    SplitItem,
-    check_counts,
-    child_dir,
-    find_root,
-    list_images,
-    prepare_output,
-    read_csv_rows,
-    resolve_expected,
-    write_split,
-)
+from anomalib_ea2d.data.splits import PreparedSplit, SplitCounts, SplitItem
 
 PAPER_COUNTS = SplitCounts(train_normal=1000, test_normal=805, test_abnormal=1857)
 """The paper's split sizes, checked unless ``expected_counts=None``."""
@@ -98,17 +87,13 @@ def prepare_aptos2019(
 
     Returns:
         The prepared split.
-
-    Example:
-        >>> from anomalib_ea2d.data import prepare_aptos2019
-        >>> split = prepare_aptos2019("raw/aptos2019", "datasets/APTOS2019")  # doctest: +SKIP
     """
-    root = find_root(Path(raw), ["train.csv", "train_images"], "APTOS2019")
-    image_dir = child_dir(root, "train_images")
+    root = splits.find_root(Path(raw), ["train.csv", "train_images"], "APTOS2019")
+    image_dir = splits.child_dir(root, "train_images")
     assert image_dir is not None  # find_root checked it
-    rows = read_csv_rows(root / "train.csv", ["id_code", "diagnosis"], "APTOS2019")
+    rows = splits.read_csv_rows(root / "train.csv", ["id_code", "diagnosis"], "APTOS2019")
     by_id: dict[str, Path] = {}
-    for path in list_images(image_dir):
+    for path in splits.list_images(image_dir):
         by_id.setdefault(path.stem, path)
     missing = [row["id_code"] for row in rows if row["id_code"] not in by_id]
     if missing:
@@ -133,13 +118,12 @@ def prepare_aptos2019(
         )
         for i, g in sorted(grades.items())
     ]
-    counts = check_counts("APTOS2019", items, resolve_expected(expected_counts, PAPER_COUNTS))
-    out = Path(out)
-    prepare_output(out, overwrite, "APTOS2019")
     options = {"raw": str(root), "num_train": num_train, "seed": seed, "explicit_train_ids": train_ids is not None,
                "size": size, "margin": margin, "threshold": threshold}  # fmt: skip
+    expected = splits.resolve_expected(expected_counts, PAPER_COUNTS)
+    writer = FundusWriter(size, margin, threshold)
     workers = min(os.cpu_count() or 1, 8) if workers is None else workers
-    return write_split("aptos2019", items, out, counts, options, FundusWriter(size, margin, threshold), workers)
+    return splits.save_split("aptos2019", "APTOS2019", items, out, expected, overwrite, options, writer, workers)
 
 
 def _training_ids(grades: dict[str, int], num_train: int, seed: int, train_ids: Sequence[str] | None) -> set[str]:

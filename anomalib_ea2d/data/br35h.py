@@ -16,21 +16,8 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from anomalib_ea2d.data.splits import (
-    FilePlacer,
-    LinkMode,
-    PreparedSplit,
-    SplitCounts,
-    SplitItem,
-    check_counts,
-    check_unique_names,
-    child_dir,
-    find_root,
-    list_images,
-    prepare_output,
-    resolve_expected,
-    write_split,
-)
+from anomalib_ea2d.data import splits
+from anomalib_ea2d.data.splits import LinkMode, PreparedSplit, SplitCounts, SplitItem
 
 PAPER_COUNTS = SplitCounts(train_normal=1000, test_normal=500, test_abnormal=1500)
 """The paper's split sizes, checked unless ``expected_counts=None``."""
@@ -51,14 +38,14 @@ def _class_from_name(path: Path) -> str | None:
 def _labelled_images(raw: Path) -> tuple[Path, list[tuple[Path, str]]]:
     """The folder holding the images and its ``(image, class)`` pairs, from ``no/``/``yes/`` or file names."""
     try:
-        root = find_root(raw, ["no", "yes"], "Br35H")
+        root = splits.find_root(raw, ["no", "yes"], "Br35H")
     except FileNotFoundError:
         if not raw.is_dir():
             raise
     else:
-        folders = {c: child_dir(root, c) for c in ("no", "yes")}
-        return root, [(p, c) for c, folder in folders.items() if folder is not None for p in list_images(folder)]
-    named = [(p, _class_from_name(p)) for p in list_images(raw)]
+        folders = {c: splits.child_dir(root, c) for c in ("no", "yes")}
+        return root, [(p, c) for c, folder in folders.items() if folder is not None for p in splits.list_images(folder)]
+    named = [(p, _class_from_name(p)) for p in splits.list_images(raw)]
     unknown = [p.name for p, c in named if c is None]
     if unknown:
         msg = (
@@ -101,10 +88,6 @@ def prepare_br35h(
 
     Returns:
         The prepared split.
-
-    Example:
-        >>> from anomalib_ea2d.data import prepare_br35h
-        >>> split = prepare_br35h("raw/Br35H", "datasets/Br35H")  # doctest: +SKIP
     """
     root, sources = _labelled_images(Path(raw))
     items: list[SplitItem] = []
@@ -123,9 +106,6 @@ def prepare_br35h(
             raise ValueError(msg)
         numbers[number] = path
         items.append(SplitItem(path, "train" if number < train_below else "test", "normal", "no", path.name))
-    counts = check_counts("Br35H", items, resolve_expected(expected_counts, PAPER_COUNTS))
-    check_unique_names("Br35H", items)
-    out = Path(out)
-    prepare_output(out, overwrite, "Br35H")
+    expected = splits.resolve_expected(expected_counts, PAPER_COUNTS)
     options = {"raw": str(root), "train_below": train_below, "link": link}
-    return write_split("br35h", items, out, counts, options, FilePlacer(link))
+    return splits.save_split("br35h", "Br35H", items, out, expected, overwrite, options, splits.FilePlacer(link))

@@ -17,22 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from anomalib_ea2d.data.splits import (
-    FilePlacer,
-    LinkMode,
-    PreparedSplit,
-    SplitCounts,
-    SplitItem,
-    check_counts,
-    check_unique_names,
-    child_dir,
-    find_root,
-    list_images,
-    prepare_output,
-    read_csv_rows,
-    resolve_expected,
-    write_split,
-)
+from anomalib_ea2d.data import splits
+from anomalib_ea2d.data.splits import LinkMode, PreparedSplit, SplitCounts, SplitItem
 
 PAPER_COUNTS = SplitCounts(train_normal=6705, test_normal=123, test_abnormal=70)
 """The paper's split sizes, checked unless ``expected_counts=None``."""
@@ -43,8 +29,8 @@ CLASSES = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
 
 def _labelled_images(root: Path, part: str) -> list[tuple[Path, str]]:
     """``(image, class)`` pairs of ``Training`` or ``Validation`` from the one-hot ground-truth CSV."""
-    input_dir = child_dir(root, f"ISIC2018_Task3_{part}_Input")
-    truth_dir = child_dir(root, f"ISIC2018_Task3_{part}_GroundTruth")
+    input_dir = splits.child_dir(root, f"ISIC2018_Task3_{part}_Input")
+    truth_dir = splits.child_dir(root, f"ISIC2018_Task3_{part}_GroundTruth")
     if input_dir is None or truth_dir is None:
         msg = f"ISIC2018: {root} lacks ISIC2018_Task3_{part}_Input/ or ISIC2018_Task3_{part}_GroundTruth/; check --raw."
         raise FileNotFoundError(msg)
@@ -52,8 +38,8 @@ def _labelled_images(root: Path, part: str) -> list[tuple[Path, str]]:
     if not csv_path.is_file():
         msg = f"ISIC2018: {csv_path} is missing; unpack the {part} ground truth into {truth_dir}."
         raise FileNotFoundError(msg)
-    rows = read_csv_rows(csv_path, ["image", *CLASSES], "ISIC2018")
-    images = {p.stem: p for p in list_images(input_dir)}
+    rows = splits.read_csv_rows(csv_path, ["image", *CLASSES], "ISIC2018")
+    images = {p.stem: p for p in splits.list_images(input_dir)}
     pairs = []
     for row in rows:
         hot = [c for c in CLASSES if float(row[c]) >= 0.5]
@@ -91,19 +77,13 @@ def prepare_isic2018(
 
     Returns:
         The prepared split (images unchanged; resize 256 + centre-crop 224 live in ``configs/isic2018.yaml``).
-
-    Example:
-        >>> from anomalib_ea2d.data import prepare_isic2018
-        >>> split = prepare_isic2018("raw/ISIC2018", "datasets/ISIC2018")  # doctest: +SKIP
     """
-    root = find_root(Path(raw), ["ISIC2018_Task3_Training_Input", "ISIC2018_Task3_Validation_Input"], "ISIC2018")
+    root = splits.find_root(Path(raw), ["ISIC2018_Task3_Training_Input", "ISIC2018_Task3_Validation_Input"], "ISIC2018")
     items = [SplitItem(p, "train", "normal", c, p.name) for p, c in _labelled_images(root, "Training") if c == "NV"]
     items += [
         SplitItem(p, "test", "normal" if c == "NV" else "abnormal", c, p.name)
         for p, c in _labelled_images(root, "Validation")
     ]
-    counts = check_counts("ISIC2018", items, resolve_expected(expected_counts, PAPER_COUNTS))
-    check_unique_names("ISIC2018", items)
-    out = Path(out)
-    prepare_output(out, overwrite, "ISIC2018")
-    return write_split("isic2018", items, out, counts, {"raw": str(root), "link": link}, FilePlacer(link))
+    expected = splits.resolve_expected(expected_counts, PAPER_COUNTS)
+    options = {"raw": str(root), "link": link}
+    return splits.save_split("isic2018", "ISIC2018", items, out, expected, overwrite, options, splits.FilePlacer(link))

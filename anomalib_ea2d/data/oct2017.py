@@ -15,21 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from anomalib_ea2d.data.splits import (
-    FilePlacer,
-    LinkMode,
-    PreparedSplit,
-    SplitCounts,
-    SplitItem,
-    check_counts,
-    check_unique_names,
-    child_dir,
-    find_root,
-    list_images,
-    prepare_output,
-    resolve_expected,
-    write_split,
-)
+from anomalib_ea2d.data import splits
+from anomalib_ea2d.data.splits import LinkMode, PreparedSplit, SplitCounts, SplitItem
 
 PAPER_COUNTS = SplitCounts(train_normal=26315, test_normal=250, test_abnormal=750)
 """The paper's split sizes, checked unless ``expected_counts=None``."""
@@ -66,28 +53,25 @@ def prepare_oct2017(
         >>> from anomalib_ea2d.data import prepare_oct2017
         >>> split = prepare_oct2017("raw/OCT2017", "datasets/OCT2017")  # doctest: +SKIP
     """
-    root = find_root(Path(raw), ["train", "test"], "OCT2017")
+    root = splits.find_root(Path(raw), ["train", "test"], "OCT2017")
     items: list[SplitItem] = []
-    train_normal = child_dir(child_dir(root, "train"), "NORMAL")
+    train_normal = splits.child_dir(splits.child_dir(root, "train"), "NORMAL")
     if train_normal is None:
         msg = f"OCT2017: no train/NORMAL folder in {root}; check the --raw path."
         raise FileNotFoundError(msg)
-    items += [SplitItem(p, "train", "normal", "NORMAL", p.name) for p in list_images(train_normal)]
+    items += [SplitItem(p, "train", "normal", "NORMAL", p.name) for p in splits.list_images(train_normal)]
     test_parts = ["test", "val"] if include_val else ["test"]
     for part in test_parts:
-        part_dir = child_dir(root, part)
+        part_dir = splits.child_dir(root, part)
         if part_dir is None:
             msg = f"OCT2017: no {part}/ folder in {root}; check the --raw path (or drop include_val)."
             raise FileNotFoundError(msg)
         for class_name, label in CLASSES.items():
-            class_dir = child_dir(part_dir, class_name)
+            class_dir = splits.child_dir(part_dir, class_name)
             if class_dir is None:
                 msg = f"OCT2017: no {part}/{class_name} folder in {root}; the download looks incomplete."
                 raise FileNotFoundError(msg)
-            items += [SplitItem(p, "test", label, class_name, p.name) for p in list_images(class_dir)]
-    counts = check_counts("OCT2017", items, resolve_expected(expected_counts, PAPER_COUNTS))
-    check_unique_names("OCT2017", items)
-    out = Path(out)
-    prepare_output(out, overwrite, "OCT2017")
+            items += [SplitItem(p, "test", label, class_name, p.name) for p in splits.list_images(class_dir)]
+    expected = splits.resolve_expected(expected_counts, PAPER_COUNTS)
     options = {"raw": str(root), "include_val": include_val, "link": link}
-    return write_split("oct2017", items, out, counts, options, FilePlacer(link))
+    return splits.save_split("oct2017", "OCT2017", items, out, expected, overwrite, options, splits.FilePlacer(link))

@@ -232,7 +232,7 @@ def prepare_output(out: Path, overwrite: bool, dataset: str) -> None:
 
 
 class FilePlacer:
-    """Picklable ``write_one`` of :func:`write_split` that copies or links the raw file unchanged.
+    """Picklable ``write_one`` of :func:`save_split` that copies or links the raw file unchanged.
 
     Args:
         link: ``copy``, ``hardlink`` or ``symlink``.
@@ -258,29 +258,16 @@ class FilePlacer:
             raise ValueError(msg)
 
 
-def write_split(
+def _write(
     dataset: str,
     items: Sequence[SplitItem],
     out: Path,
     counts: SplitCounts,
     options: dict[str, Any],
     write_one: Callable[[SplitItem, Path], None],
-    workers: int = 1,
+    workers: int,
 ) -> PreparedSplit:
-    """Write every item with ``write_one``, then ``split.csv`` and ``manifest.json``.
-
-    Args:
-        dataset: Dataset key, recorded in the manifest.
-        items: The split.
-        out: Output folder, made by :func:`prepare_output`.
-        counts: The checked counts of ``items``.
-        options: Preparation options, recorded in the manifest.
-        write_one: Writes one item to its target path (picklable when ``workers > 1``).
-        workers: Processes that run ``write_one``.
-
-    Returns:
-        The prepared split.
-    """
+    """Write every item with ``write_one``, then ``split.csv`` and ``manifest.json``; see :func:`save_split`."""
     targets = [out / item.folder / item.name for item in items]
     if workers > 1 and len(items) > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -313,3 +300,37 @@ def write_split(
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     logger.info("%s: prepared %s in %s.", dataset, counts, out)
     return PreparedSplit(dataset=dataset, root=out, counts=counts, class_counts=class_counts)
+
+
+def save_split(
+    dataset: str,
+    name: str,
+    items: Sequence[SplitItem],
+    out: str | Path,
+    expected: SplitCounts | None,
+    overwrite: bool,
+    options: dict[str, Any],
+    write_one: Callable[[SplitItem, Path], None],
+    workers: int = 1,
+) -> PreparedSplit:
+    """Check a planned split (counts, unique output names), then write it into a fresh ``out``.
+
+    Args:
+        dataset: Dataset key (``oct2017``, ...), recorded in the manifest.
+        name: Dataset name used in messages (``OCT2017``, ...).
+        items: The planned split.
+        out: Output folder.
+        expected: Counts the split must have (from :func:`resolve_expected`); ``None`` skips the check.
+        overwrite: Replace a previous preparation in ``out``.
+        options: Preparation options, recorded in the manifest.
+        write_one: Writes one item to its target path (picklable when ``workers > 1``).
+        workers: Processes that run ``write_one``.
+
+    Returns:
+        The prepared split.
+    """
+    counts = check_counts(name, items, expected)
+    check_unique_names(name, items)
+    out = Path(out)
+    prepare_output(out, overwrite, name)
+    return _write(dataset, items, out, counts, options, write_one, workers)

@@ -12,30 +12,16 @@ import torch
 from anomalib.engine import Engine
 
 from anomalib_ea2d import EA2D
-from anomalib_ea2d.data import SyntheticBrainMRI
+from tests.helpers.tiny_data import tiny_synthetic_brain
 
 SIZE = 64
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "synthetic_brain.yaml"
 
 
-def _datamodule(root: Path) -> SyntheticBrainMRI:
-    return SyntheticBrainMRI(
-        root=root,
-        image_size=SIZE,
-        num_train=8,
-        num_test_normal=4,
-        num_test_abnormal=4,
-        slices_per_subject=2,
-        train_batch_size=4,
-        eval_batch_size=8,
-        num_workers=0,
-    )
-
-
 @pytest.fixture(scope="module")
 def brain_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("synthetic") / "brain"
-    _datamodule(root).prepare_data()
+    tiny_synthetic_brain(root, SIZE).prepare_data()
     return root
 
 
@@ -52,7 +38,7 @@ def test_engine_fit_and_test(brain_root: Path, tmp_path: Path) -> None:
         logger=False,
         enable_progress_bar=False,
     )
-    datamodule = _datamodule(brain_root)
+    datamodule = tiny_synthetic_brain(brain_root, SIZE)
     engine.fit(model=model, datamodule=datamodule)
     assert engine.trainer.global_step == 2
     # The final validation calibrated the thresholds (they start as NaN).

@@ -6,34 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from anomalib_ea2d.data import SyntheticBrainMRI
+from tests.helpers.tiny_data import tiny_synthetic_brain
 
 SIZE = 64
-
-
-def _datamodule(root: Path) -> SyntheticBrainMRI:
-    return SyntheticBrainMRI(
-        root=root,
-        image_size=SIZE,
-        num_train=8,
-        num_test_normal=4,
-        num_test_abnormal=4,
-        slices_per_subject=2,
-        train_batch_size=4,
-        eval_batch_size=8,
-        num_workers=0,
-    )
 
 
 @pytest.fixture(scope="module")
 def brain_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("synthetic") / "brain"
-    _datamodule(root).prepare_data()
+    tiny_synthetic_brain(root, SIZE).prepare_data()
     return root
 
 
 def test_batches_carry_labels_and_masks(brain_root: Path) -> None:
-    datamodule = _datamodule(brain_root)
+    datamodule = tiny_synthetic_brain(brain_root, SIZE)
     datamodule.setup()
     assert len(datamodule.train_data) == 8
     batch = next(iter(datamodule.test_dataloader()))
