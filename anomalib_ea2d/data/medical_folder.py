@@ -25,6 +25,7 @@ From the command line::
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +38,10 @@ from anomalib.data import Folder, PredictDataset
 from anomalib.data.dataclasses import DatasetItem, ImageItem
 from anomalib.data.datasets.image.folder import FolderDataset
 from anomalib.data.utils import LabelName, Split, TestSplitMode, ValSplitMode
+from anomalib.data.utils.path import validate_and_resolve_path
+from lightning.pytorch import Trainer
+from torch.utils.data import DataLoader
+from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms.v2 import Transform
 from torchvision.tv_tensors import Mask
 
@@ -63,6 +68,56 @@ def _check_on_bad_image(on_bad_image: str) -> OnBadImage:
     return on_bad_image  # type: ignore[return-value]
 
 
+def _as_list(folders: str | Path | Sequence[str | Path], root: str | Path | None) -> list[Path]:
+    items = [folders] if isinstance(folders, str | Path) else list(folders)
+    return [validate_and_resolve_path(folder, root) for folder in items]
+
+
+def _list_masks(
+    mask_dir: str | Path | Sequence[str | Path], root: str | Path | None, extensions: tuple[str, ...] | None
+) -> list[Path]:
+    """Mask files under ``mask_dir``, found and sorted as anomalib's ``make_folder_dataset`` finds them."""
+    suffixes = tuple(extension.lower() for extension in (extensions or IMG_EXTENSIONS))
+    masks: list[Path] = []
+    for folder in _as_list(mask_dir, root):
+        found = [path for path in folder.glob("**/*") if path.suffix.lower() in suffixes and not path.is_dir()]
+        if not found:
+            msg = (
+                f"mask_dir {folder} holds no mask files with extensions {suffixes}; add the masks, or leave "
+                "mask_dir out to train and test without pixel-level labels."
+            )
+            raise ValueError(msg)
+        masks += found
+    return sorted(masks)
+
+
+def pair_masks(images: Sequence[str | Path], masks: Sequence[Path], mask_dir: Path) -> list[str]:
+    """The mask file of each abnormal image: anomalib's pairing where it works, else by file name.
+
+    anomalib pairs the sorted images with the sorted masks by position (each mask's name containing
+    its image's name). Where that fails, e.g. because one mask is missing, each image gets the one
+    mask whose name stem equals (or else contains) its own; an image without one gets the path its
+    mask would have, ``mask_dir/<image file name>``, which does not exist, so that reading it
+    reports "Mask file ... does not exist; add the mask or check mask_dir".
+
+    Example:
+        >>> masks = [Path("gt/001.png"), Path("gt/003.png")]
+        >>> pair_masks(["bad/001.png", "bad/002.png", "bad/003.png"], masks, Path("gt"))
+        ['gt/001.png', 'gt/002.png', 'gt/003.png']
+    """
+    images = [Path(image) for image in images]
+    if len(images) == len(masks) and all(image.stem in mask.stem for image, mask in zip(images, masks, strict=True)):
+        return [str(mask) for mask in masks]
+    paired = []
+    for image in images:
+        candidates = [mask for mask in masks if mask.stem == image.stem] or [
+            mask for mask in masks if image.stem in mask.stem
+        ]
+        expected = mask_dir / image.name
+        paired.append(str(candidates[0] if len(candidates) == 1 and not expected.is_file() else expected))
+    return paired
+
+
 def _mask_paths(samples: pd.DataFrame) -> list[str | None]:
     if "mask_path" not in samples:
         return [None] * len(samples)
@@ -87,9 +142,40 @@ class MedicalFolderDataset(FolderDataset):
         1.0
     """
 
-    def __init__(self, *args, intensity_scaling: IntensityScaling = "dtype", **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        name: str,
+        normal_dir: str | Path | Sequence[str | Path],
+        augmentations: Transform | None = None,
+        root: str | Path | None = None,
+        abnormal_dir: str | Path | Sequence[str | Path] | None = None,
+        normal_test_dir: str | Path | Sequence[str | Path] | None = None,
+        mask_dir: str | Path | Sequence[str | Path] | None = None,
+        split: str | Split | None = None,
+        extensions: tuple[str, ...] | None = None,
+        intensity_scaling: IntensityScaling = "dtype",
+    ) -> None:
         self.intensity_scaling = check_intensity_scaling(intensity_scaling)
+        # anomalib pairs masks with images by sorted position and fails with a pandas error when one is
+        # missing; pair them here instead, by name, so a missing mask is reported as such (see pair_masks)
+        super().__init__(
+            name=name,
+            normal_dir=normal_dir,
+            augmentations=augmentations,
+            root=root,
+            abnormal_dir=abnormal_dir,
+            normal_test_dir=normal_test_dir,
+            mask_dir=None,
+            split=split,
+            extensions=extensions,
+        )
+        self.mask_dir = mask_dir
+        if mask_dir is not None and abnormal_dir is not None:
+            masks = _list_masks(mask_dir, root, extensions)
+            abnormal = self.samples.label_index == LabelName.ABNORMAL
+            images = list(self.samples.loc[abnormal, "image_path"])
+            self.samples.loc[abnormal, "mask_path"] = pair_masks(images, masks, _as_list(mask_dir, root)[0])
+            self.samples.attrs["task"] = TaskType.SEGMENTATION.value
 
     def __getitem__(self, index: int) -> DatasetItem:
         """Read sample ``index``: image, mask (zeros for normal images) and label, then augment."""
@@ -300,18 +386,44 @@ class MedicalPredictDataset(PredictDataset):
     ) -> None:
         super().__init__(path=path, transform=transform, image_size=image_size)
         self.intensity_scaling = check_intensity_scaling(intensity_scaling)
-        if not check_images:
-            return
-        on_bad_image = _check_on_bad_image(on_bad_image)
+        if check_images:
+            self._check_images(f"predict folder {path}", _check_on_bad_image(on_bad_image))
+
+    @classmethod
+    def from_predict_dataset(
+        cls, dataset: PredictDataset, intensity_scaling: IntensityScaling = "dtype"
+    ) -> MedicalPredictDataset:
+        """The files of anomalib's ``PredictDataset`` (same order and transform), read and checked as here.
+
+        Raises:
+            ValueError: Listing every unusable file (``on_bad_image="error"``).
+
+        Example:
+            >>> import tempfile, numpy as np
+            >>> from PIL import Image
+            >>> folder = Path(tempfile.mkdtemp())
+            >>> Image.fromarray(np.full((8, 8), 65535, np.uint16)).save(folder / "scan.png")
+            >>> float(MedicalPredictDataset.from_predict_dataset(PredictDataset(folder))[0].image.max())
+            1.0
+        """
+        files = list(dataset.image_filenames)
+        medical = cls(files[0], transform=dataset.transform, image_size=dataset.image_size, check_images=False)
+        medical.intensity_scaling = check_intensity_scaling(intensity_scaling)
+        medical.image_filenames = files
+        folder = Path(os.path.commonpath([str(file) for file in files]))
+        medical._check_images(f"predict folder {folder.parent if folder.is_file() else folder}", "error")
+        return medical
+
+    def _check_images(self, what: str, on_bad_image: OnBadImage) -> None:
         bad = find_bad_images(self.image_filenames, intensity_scaling=self.intensity_scaling)
         if not bad:
             return
-        what = f"predict folder {path}"
         log_bad_images(bad, what)
         if on_bad_image == "error":
             msg = (
                 f"{describe_bad_images(bad, len(self.image_filenames), what)}. Fix or remove these files, "
-                "or pass on_bad_image='skip' to predict without them."
+                "or predict with --data anomalib_ea2d.data.medical_folder.MedicalPredictDataset --data.path ... "
+                "--data.on_bad_image skip to leave them out."
             )
             raise ValueError(msg)
         self.image_filenames = [name for name in self.image_filenames if str(name) not in bad]
@@ -329,4 +441,44 @@ class MedicalPredictDataset(PredictDataset):
         return ImageItem(image=image, image_path=str(path))
 
 
-__all__ = ["MedicalFolder", "MedicalFolderDataset", "MedicalPredictDataset"]
+def read_predict_paths_with_medical_reader(trainer: Trainer | None) -> None:
+    """Make ``anomalib predict --data <folder or file>`` read and check its images as here.
+
+    anomalib's ``Engine.predict`` wraps a plain path in its ``PredictDataset``, whose Pillow reader
+    stops at a corrupt file with a bare ``UnidentifiedImageError`` and clips 16-bit images to 8 bits.
+    Called from the model's ``setup`` (after the trainer has its predict dataloaders, before it builds
+    them), this replaces each dataloader over exactly that dataset by one over
+    :meth:`MedicalPredictDataset.from_predict_dataset`: same files, order, batch size and collation;
+    8-bit images give the same tensors; unusable files are listed in one error before predicting.
+
+    Example:
+        >>> from lightning.pytorch import Trainer
+        >>> read_predict_paths_with_medical_reader(Trainer(logger=False, enable_progress_bar=False))
+    """
+    source = getattr(getattr(trainer, "predict_loop", None), "_data_source", None)
+    instance = getattr(source, "instance", None)
+    if isinstance(instance, DataLoader):
+        source.instance = _medical_loader(instance)  # type: ignore[union-attr]
+    elif isinstance(instance, list):
+        source.instance = [_medical_loader(item) if isinstance(item, DataLoader) else item for item in instance]  # type: ignore[union-attr]
+
+
+def _medical_loader(loader: DataLoader) -> DataLoader:
+    if type(loader.dataset) is not PredictDataset:  # a dataset chosen by the user (or already ours) stays
+        return loader
+    return DataLoader(
+        MedicalPredictDataset.from_predict_dataset(loader.dataset),
+        batch_size=loader.batch_size,
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+    )
+
+
+__all__ = [
+    "MedicalFolder",
+    "MedicalFolderDataset",
+    "MedicalPredictDataset",
+    "pair_masks",
+    "read_predict_paths_with_medical_reader",
+]
