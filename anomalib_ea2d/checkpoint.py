@@ -40,7 +40,8 @@ _CONVERT_HINT = (
 _HEAD_BYTES = 512
 _LFS_POINTER = b"version https://git-lfs"
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6
-_PICKLE_PROTOCOL = b"\x80"  # the legacy torch.save format starts with a pickle protocol marker
+_PICKLE_PROTOCOL = b"\x80"  # every binary pickle starts with this protocol marker
+_LEGACY_MAGIC = b"\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # legacy torch.save: pickled magic number
 
 
 class CheckpointFormatError(ValueError):
@@ -64,8 +65,9 @@ def _text_head(head: bytes) -> str | None:
 def describe_file_problem(path: str | Path) -> str | None:
     r"""Why the file at ``path`` is no PyTorch checkpoint at all, judged from its first bytes, or ``None``.
 
-    Recognised: an empty file, a Git LFS pointer, an HTML page, other text, other non-torch bytes and a
-    torch zip archive cut short. ``None`` means the file may be a torch file (it is not loaded here).
+    Recognised: an empty file, a Git LFS pointer, an HTML page, other text, a plain pickle, other
+    non-torch bytes and a torch zip archive cut short. ``None`` means the file may be a torch file
+    (it is not loaded here).
 
     Example:
         >>> import tempfile
@@ -87,6 +89,13 @@ def describe_file_problem(path: str | Path) -> str | None:
             f"{path} is a Git LFS pointer (a small text file that stands in for the real file), not the checkpoint; "
             "fetch the real file with `git lfs pull` in the repository (after `git lfs install`), or download it again."
         )
+    if head.startswith((_ZIP_MAGIC, _PICKLE_PROTOCOL)):
+        return _describe_binary(path, head)
+    return _describe_other_bytes(path, head)
+
+
+def _describe_binary(path: Path, head: bytes) -> str | None:
+    """``None`` for a complete zip archive or a legacy torch file; what it is for a cut zip or a plain pickle."""
     if head.startswith(_ZIP_MAGIC):
         if zipfile.is_zipfile(path):
             return None
@@ -94,9 +103,12 @@ def describe_file_problem(path: str | Path) -> str | None:
             f"{path} is an incomplete or damaged checkpoint (its zip archive has no end): the copy or download was "
             "probably interrupted; copy the model.ckpt written by training again."
         )
-    if head.startswith(_PICKLE_PROTOCOL):
+    if _LEGACY_MAGIC in head[:32]:  # after the protocol marker (and a frame header from protocol 4 on)
         return None
-    return _describe_other_bytes(path, head)
+    return (
+        f"{path} is a Python pickle file, not a PyTorch checkpoint (torch.save writes a zip archive); "
+        "pass the model.ckpt written by anomalib training."
+    )
 
 
 def _describe_other_bytes(path: Path, head: bytes) -> str:
