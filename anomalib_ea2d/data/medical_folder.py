@@ -38,10 +38,8 @@ from anomalib.data import Folder, PredictDataset
 from anomalib.data.dataclasses import DatasetItem, ImageItem
 from anomalib.data.datasets.image.folder import FolderDataset
 from anomalib.data.utils import LabelName, Split, TestSplitMode, ValSplitMode
-from anomalib.data.utils.path import validate_and_resolve_path
 from lightning.pytorch import Trainer
 from torch.utils.data import DataLoader
-from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms.v2 import Transform
 from torchvision.tv_tensors import Mask
 
@@ -54,6 +52,7 @@ from anomalib_ea2d.data.image_io import (
     read_medical_image,
     read_medical_mask,
 )
+from anomalib_ea2d.data.mask_pairing import list_masks, pair_masks, resolve_folders
 
 logger = logging.getLogger(__name__)
 
@@ -66,56 +65,6 @@ def _check_on_bad_image(on_bad_image: str) -> OnBadImage:
         msg = f"on_bad_image must be one of {ON_BAD_IMAGE}, got {on_bad_image!r}."
         raise ValueError(msg)
     return on_bad_image  # type: ignore[return-value]
-
-
-def _as_list(folders: str | Path | Sequence[str | Path], root: str | Path | None) -> list[Path]:
-    items = [folders] if isinstance(folders, str | Path) else list(folders)
-    return [validate_and_resolve_path(folder, root) for folder in items]
-
-
-def _list_masks(
-    mask_dir: str | Path | Sequence[str | Path], root: str | Path | None, extensions: tuple[str, ...] | None
-) -> list[Path]:
-    """Mask files under ``mask_dir``, found and sorted as anomalib's ``make_folder_dataset`` finds them."""
-    suffixes = tuple(extension.lower() for extension in (extensions or IMG_EXTENSIONS))
-    masks: list[Path] = []
-    for folder in _as_list(mask_dir, root):
-        found = [path for path in folder.glob("**/*") if path.suffix.lower() in suffixes and not path.is_dir()]
-        if not found:
-            msg = (
-                f"mask_dir {folder} holds no mask files with extensions {suffixes}; add the masks, or leave "
-                "mask_dir out to train and test without pixel-level labels."
-            )
-            raise ValueError(msg)
-        masks += found
-    return sorted(masks)
-
-
-def pair_masks(images: Sequence[str | Path], masks: Sequence[Path], mask_dir: Path) -> list[str]:
-    """The mask file of each abnormal image: anomalib's pairing where it works, else by file name.
-
-    anomalib pairs the sorted images with the sorted masks by position (each mask's name containing
-    its image's name). Where that fails, e.g. because one mask is missing, each image gets the one
-    mask whose name stem equals (or else contains) its own; an image without one gets the path its
-    mask would have, ``mask_dir/<image file name>``, which does not exist, so that reading it
-    reports "Mask file ... does not exist; add the mask or check mask_dir".
-
-    Example:
-        >>> masks = [Path("gt/001.png"), Path("gt/003.png")]
-        >>> pair_masks(["bad/001.png", "bad/002.png", "bad/003.png"], masks, Path("gt"))
-        ['gt/001.png', 'gt/002.png', 'gt/003.png']
-    """
-    images = [Path(image) for image in images]
-    if len(images) == len(masks) and all(image.stem in mask.stem for image, mask in zip(images, masks, strict=True)):
-        return [str(mask) for mask in masks]
-    paired = []
-    for image in images:
-        candidates = [mask for mask in masks if mask.stem == image.stem] or [
-            mask for mask in masks if image.stem in mask.stem
-        ]
-        expected = mask_dir / image.name
-        paired.append(str(candidates[0] if len(candidates) == 1 and not expected.is_file() else expected))
-    return paired
 
 
 def _mask_paths(samples: pd.DataFrame) -> list[str | None]:
@@ -171,10 +120,10 @@ class MedicalFolderDataset(FolderDataset):
         )
         self.mask_dir = mask_dir
         if mask_dir is not None and abnormal_dir is not None:
-            masks = _list_masks(mask_dir, root, extensions)
+            masks = list_masks(mask_dir, root, extensions)
             abnormal = self.samples.label_index == LabelName.ABNORMAL
             images = list(self.samples.loc[abnormal, "image_path"])
-            self.samples.loc[abnormal, "mask_path"] = pair_masks(images, masks, _as_list(mask_dir, root)[0])
+            self.samples.loc[abnormal, "mask_path"] = pair_masks(images, masks, resolve_folders(mask_dir, root)[0])
             self.samples.attrs["task"] = TaskType.SEGMENTATION.value
 
     def __getitem__(self, index: int) -> DatasetItem:
