@@ -39,6 +39,7 @@ from anomalib.data.dataclasses import DatasetItem, ImageItem
 from anomalib.data.datasets.image.folder import FolderDataset
 from anomalib.data.utils import LabelName, Split, TestSplitMode, ValSplitMode
 from lightning.pytorch import Trainer
+from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader
 from torchvision.transforms.v2 import Transform
 from torchvision.tv_tensors import Mask
@@ -404,19 +405,23 @@ def read_predict_paths_with_medical_reader(trainer: Trainer | None) -> None:
         >>> from lightning.pytorch import Trainer
         >>> read_predict_paths_with_medical_reader(Trainer(logger=False, enable_progress_bar=False))
     """
-    source = getattr(getattr(trainer, "predict_loop", None), "_data_source", None)
-    instance = getattr(source, "instance", None)
+    if trainer is None or trainer.state.fn != TrainerFn.PREDICTING:
+        return
+    source = trainer.predict_loop._data_source  # noqa: SLF001 - where Trainer.predict keeps the dataloaders given
+    instance = source.instance
     if isinstance(instance, DataLoader):
-        source.instance = _medical_loader(instance)  # type: ignore[union-attr]
+        source.instance = _medical_loader(instance)
     elif isinstance(instance, list):
-        source.instance = [_medical_loader(item) if isinstance(item, DataLoader) else item for item in instance]  # type: ignore[union-attr]
+        source.instance = [_medical_loader(item) if isinstance(item, DataLoader) else item for item in instance]
 
 
 def _medical_loader(loader: DataLoader) -> DataLoader:
     if type(loader.dataset) is not PredictDataset:  # a dataset chosen by the user (or already ours) stays
         return loader
+    dataset = MedicalPredictDataset.from_predict_dataset(loader.dataset)
+    logger.info("EA2D predict: %d images read with the medical-image reader (all checked).", len(dataset))
     return DataLoader(
-        MedicalPredictDataset.from_predict_dataset(loader.dataset),
+        dataset,
         batch_size=loader.batch_size,
         num_workers=loader.num_workers,
         collate_fn=loader.collate_fn,

@@ -19,6 +19,7 @@ from anomalib.data import PredictDataset
 from anomalib.data.datasets.image.folder import FolderDataset
 from anomalib.data.utils import read_image
 from lightning.pytorch import Trainer
+from lightning.pytorch.trainer.states import TrainerFn
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -369,6 +370,9 @@ def test_plain_predict_dataset_is_read_and_checked_by_the_medical_reader(tmp_pat
     trainer = Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
     chosen = DataLoader(MedicalPredictDataset(root / "test_good"), batch_size=2)
     trainer.predict_loop._data_source.instance = [DataLoader(theirs, batch_size=3), chosen]  # as Engine.predict does
+    read_predict_paths_with_medical_reader(trainer)  # not predicting: nothing changes
+    assert type(trainer.predict_loop._data_source.instance[0].dataset) is PredictDataset
+    trainer.state.fn = TrainerFn.PREDICTING  # as Trainer.predict sets it before calling the model's setup
     read_predict_paths_with_medical_reader(trainer)
     replaced, kept = trainer.predict_loop._data_source.instance
     assert type(replaced.dataset) is MedicalPredictDataset
