@@ -290,11 +290,7 @@ class GuardedCheckpointIO(CheckpointIO):
 
 
 def guard_trainer_checkpoints(trainer: Trainer | None) -> None:
-    """Make ``trainer`` check what it loads (idempotent; called from ``EA2D.setup``).
-
-    Checkpoint files given as ``ckpt_path`` go through :class:`GuardedCheckpointIO`, and images of a
-    plain ``anomalib predict --data <folder>`` through the medical-image reader and its check
-    (:func:`~anomalib_ea2d.data.medical_folder.read_predict_paths_with_medical_reader`).
+    """Make ``trainer`` check the files it loads as checkpoints through :class:`GuardedCheckpointIO` (idempotent).
 
     Example:
         >>> from lightning.pytorch import Trainer
@@ -308,9 +304,6 @@ def guard_trainer_checkpoints(trainer: Trainer | None) -> None:
     strategy = trainer.strategy
     if not isinstance(strategy.checkpoint_io, GuardedCheckpointIO):
         strategy.checkpoint_io = GuardedCheckpointIO(strategy.checkpoint_io)
-    from anomalib_ea2d.data.medical_folder import read_predict_paths_with_medical_reader  # noqa: PLC0415 - heavy
-
-    read_predict_paths_with_medical_reader(trainer)
 
 
 __all__ = [

@@ -6,8 +6,10 @@ its pre- and post-processor), so the module itself holds only the recipe and the
 * :class:`NumericsGuard` stops training with the step number as soon as the input batch, the loss,
   a BatchNorm statistic, a gradient or a validation/test output is NaN/Inf, before the weights are
   damaged, and leaves no NaN/Inf statistic in the model.
-* :class:`CheckpointGuard` makes the trainer check the files it loads as checkpoints (clear errors
-  for a wrong ``--ckpt_path``) and refuses to write a checkpoint holding NaN/Inf weights or
+* :class:`InputGuard` makes the trainer check the files it loads: checkpoints (clear errors for a
+  wrong ``--ckpt_path``) and the images of a plain ``anomalib predict --data <folder>`` (read
+  through the medical-image reader, which lists every broken file).
+* :class:`CheckpointGuard` refuses to write a checkpoint holding NaN/Inf weights or
   post-processing statistics.
 """
 
@@ -22,6 +24,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 
 from anomalib_ea2d.checkpoint import CheckpointFormatError, guard_trainer_checkpoints
+from anomalib_ea2d.data.medical_folder import read_predict_paths_with_medical_reader
 
 logger = logging.getLogger(__name__)
 
@@ -174,21 +177,30 @@ def _unsaveable(name: str, tensor: torch.Tensor) -> bool:
     return not bool(torch.isfinite(tensor).all())
 
 
-class CheckpointGuard(Callback):
-    """Check the checkpoints a trainer loads, and never write one with NaN/Inf weights or statistics.
+class InputGuard(Callback):
+    """Check the checkpoints and the predict images a trainer loads.
 
     Example:
         >>> from lightning.pytorch import Trainer
         >>> trainer = Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
-        >>> CheckpointGuard().setup(trainer, None, "test")
+        >>> InputGuard().setup(trainer, None, "test")
         >>> type(trainer.strategy.checkpoint_io).__name__
         'GuardedCheckpointIO'
     """
 
     def setup(self, trainer: Trainer, pl_module: LightningModule | None, stage: str) -> None:
-        """Install the checked checkpoint IO (before Lightning restores ``--ckpt_path``)."""
+        """Install the checked checkpoint IO and predict reader (before Lightning restores ``--ckpt_path``)."""
         del pl_module, stage
         guard_trainer_checkpoints(trainer)
+        read_predict_paths_with_medical_reader(trainer)
+
+
+class CheckpointGuard(Callback):
+    """Never write a checkpoint with NaN/Inf weights or post-processing statistics.
+
+    Example:
+        >>> CheckpointGuard().on_save_checkpoint(None, None, {"state_dict": {"w": torch.ones(2)}})
+    """
 
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint whose weights hold NaN/Inf or whose post-processing statistics hold Inf.
@@ -196,6 +208,7 @@ class CheckpointGuard(Callback):
         Post-processing statistics are NaN until a validation has calibrated them; that stays allowed.
         """
         del pl_module
+        step = trainer.global_step if trainer is not None else "?"
         bad = [
             name
             for name, tensor in checkpoint.get("state_dict", {}).items()
@@ -204,10 +217,10 @@ class CheckpointGuard(Callback):
         if bad:
             shown = ", ".join(bad[:5]) + (f" ... ({len(bad)} in all)" if len(bad) > 5 else "")
             msg = (
-                f"EA2D refused to write a checkpoint at step {trainer.global_step}: {shown} hold NaN/Inf, so the "
+                f"EA2D refused to write a checkpoint at step {step}: {shown} hold NaN/Inf, so the "
                 f"model has diverged. {_ADVICE}"
             )
             raise CheckpointFormatError(msg)
 
 
-__all__ = ["CheckpointGuard", "NumericsGuard"]
+__all__ = ["CheckpointGuard", "InputGuard", "NumericsGuard"]

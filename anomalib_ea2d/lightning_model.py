@@ -27,7 +27,7 @@ from torch import optim
 from anomalib_ea2d._hook import register
 from anomalib_ea2d.anomaly_map import ScoreReduction
 from anomalib_ea2d.checkpoint import check_checkpoint_file
-from anomalib_ea2d.guards import CheckpointGuard, NumericsGuard
+from anomalib_ea2d.guards import CheckpointGuard, InputGuard, NumericsGuard
 from anomalib_ea2d.loss import EA2DLoss
 from anomalib_ea2d.torch_model import INPUT_MULTIPLE, EA2DModel
 
@@ -230,7 +230,7 @@ class EA2D(AnomalibModule):
 
     def configure_callbacks(self) -> list[Callback]:
         """The safety guards (see :mod:`anomalib_ea2d.guards`), attached to every trainer the model runs in."""
-        return [NumericsGuard(), CheckpointGuard()]
+        return [InputGuard(), NumericsGuard(), CheckpointGuard()]
 
     def training_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
         """Compute the weighted EA2D loss and log its terms."""

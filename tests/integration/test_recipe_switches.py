@@ -33,11 +33,11 @@ def _datamodule(root: Path) -> Folder:
     return Folder(root=root, **FOLDER_ARGS)
 
 
-def _model(**recipe: Any) -> EA2D:  # noqa: ANN401
+def _model(**recipe: Any) -> EA2D:
     return EA2D(backbone="resnet18", pre_trained=False, image_size=IMAGE_SIZE, **recipe)
 
 
-def _engine(root: Path, probe: Callback, **kwargs: Any) -> Engine:  # noqa: ANN401
+def _engine(root: Path, probe: Callback, **kwargs: Any) -> Engine:
     settings: dict[str, Any] = {"accelerator": "cpu", "devices": 1, "logger": False, "enable_progress_bar": False}
     return Engine(default_root_dir=root, callbacks=[probe], **{**settings, **kwargs})
 
@@ -63,7 +63,7 @@ class StatisticsProbe(Callback):
         del trainer, pl_module
         self._validated = True
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:  # noqa: ANN401
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
         del trainer, args
         now = _encoder_statistics(pl_module)
         self.encoder_moved.append(any(not torch.equal(now[k], self.start[k]) for k in now))
@@ -124,7 +124,7 @@ class MomentumProbe(Callback):
             before["running"] = module.running_mean.detach().clone()
             before["batch"] = inputs[0].detach().mean(dim=(0, 2, 3))
 
-        def hook(module: nn.BatchNorm2d, inputs: Any, output: Any) -> None:  # noqa: ANN401
+        def hook(module: nn.BatchNorm2d, inputs: Any, output: Any) -> None:
             del inputs, output
             if module.training:
                 step = module.running_mean - before["running"]
@@ -163,16 +163,16 @@ class OptimizerProbe(Callback):
     def _norm(module: LightningModule) -> float:
         return float(torch.nn.utils.get_total_norm([p.grad for p in module.parameters() if p.grad is not None]))
 
-    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:  # noqa: ANN401
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
         del args
         if trainer.global_step == 0:
             self.before = {k: p.detach().clone() for k, p in pl_module.model.named_parameters()}
 
-    def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:  # noqa: ANN401
+    def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:
         del trainer, optimizer
         self.norm_before_clipping.append(self._norm(pl_module))
 
-    def on_before_zero_grad(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:  # noqa: ANN401
+    def on_before_zero_grad(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:
         del optimizer  # after the optimizer step, gradients as the optimizer used them (clipped)
         self.norm_after_clipping.append(self._norm(pl_module))
         if trainer.global_step <= 1 and not self.first_update:
@@ -208,7 +208,7 @@ class StepCounter(Callback):
     def __init__(self) -> None:
         self.steps = 0
 
-    def on_train_batch_end(self, *args: Any) -> None:  # noqa: ANN401
+    def on_train_batch_end(self, *args: Any) -> None:
         del args
         self.steps += 1
 
