@@ -172,16 +172,17 @@ class OptimizerProbe(Callback):
         del trainer, optimizer
         self.norm_before_clipping.append(self._norm(pl_module))
 
-    def on_before_zero_grad(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:
-        del optimizer  # after the optimizer step, gradients as the optimizer used them (clipped)
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
+        del args  # after the optimizer step: gradients as the optimizer used them (clipped)
         self.norm_after_clipping.append(self._norm(pl_module))
-        if trainer.global_step <= 1 and not self.first_update:
+        if trainer.global_step == 1:
             self.first_update = {k: (p.detach() - self.before[k]).abs() for k, p in pl_module.model.named_parameters()}
 
 
 def _median_update(update: dict[str, torch.Tensor], encoder: bool) -> float:
-    values = [v.flatten() for k, v in update.items() if k.startswith("encoder.") is encoder]
-    return float(torch.cat(values).median())
+    """Median size of the first update over the weights that had a gradient (timm zero-inits some branches)."""
+    values = torch.cat([v.flatten() for k, v in update.items() if k.startswith("encoder.") is encoder])
+    return float(values[values > 0].median())
 
 
 def test_learning_rates_and_clipping_are_the_ones_training_uses(dataset_root: Path, tmp_path: Path) -> None:
