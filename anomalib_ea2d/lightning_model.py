@@ -10,6 +10,7 @@ take precedence over the recipe.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -229,8 +230,10 @@ class EA2D(AnomalibModule):
             )
 
     def configure_callbacks(self) -> list[Callback]:
-        """The safety guards (see :mod:`anomalib_ea2d.guards`), attached to every trainer the model runs in."""
-        return [InputGuard(), NumericsGuard(), CheckpointGuard()]
+        """The anomalib components' callbacks (pre/post-processing, metrics, visualiser) plus the safety guards."""
+        callbacks = super().configure_callbacks()
+        components = list(callbacks) if isinstance(callbacks, Sequence) else [callbacks]
+        return [*components, InputGuard(), NumericsGuard(), CheckpointGuard()]
 
     def training_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
         """Compute the weighted EA2D loss and log its terms."""
