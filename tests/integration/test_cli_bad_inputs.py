@@ -3,7 +3,8 @@
 Cases: files that are no checkpoint at all given as ``--ckpt_path`` (a Git LFS pointer, an HTML page,
 text, other bytes, an empty file) to ``predict``, ``test``, ``export`` and ``train``; a
 ``MedicalFolder`` whose abnormal image has no mask and whose training folder holds a corrupt image
-(error, and ``on_bad_image skip``, which trains on the rest with a warning per file); and the
+(error, and ``on_bad_image skip``, which trains on the rest with a warning per file); a diverging
+run (``--model.lr 1e6``); and the
 README's own ``anomalib predict --data <folder>`` on a folder holding a corrupt image.
 
 Starting ``anomalib`` costs 10-20 s here, mostly imports, so the cases run in two processes: the
@@ -23,6 +24,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from lightning.pytorch import Trainer
 
 from anomalib_ea2d import EA2D
@@ -146,6 +148,10 @@ def outputs(inputs: dict[str, Path]) -> dict[str, tuple[int, str]]:
             "train", *MODEL_ARGS, *_folder_args(broken, medical), *TRAINER_ARGS, "--trainer.max_steps", "1",
             *results("broken"),
         ],
+        "diverging_train": [
+            "train", *MODEL_ARGS, "--model.lr", "1e6", "--model.encoder_lr", "1e6", *_folder_args(clean),
+            *TRAINER_ARGS, "--trainer.max_steps", "12", *results("diverging"),
+        ],
         "broken_folder_skip": [
             "train", *MODEL_ARGS, *_folder_args(broken, medical), "--data.on_bad_image", "skip", *TRAINER_ARGS,
             "--trainer.max_steps", "1", *results("skip"),
@@ -213,6 +219,18 @@ def test_skip_mode_warns_for_each_file_left_out_and_trains(
         assert f"unusable image {image}:" in text
     assert "skipped 2 unusable images of 17" in text
     assert "image_AUROC" in text  # trained and tested on the rest
+
+
+def test_diverging_run_stops_clearly_and_leaves_no_nan_checkpoint(
+    outputs: dict[str, tuple[int, str]], inputs: dict[str, Path]
+) -> None:
+    """``--model.lr 1e6``: the run stops with the step and the fix; no checkpoint holds NaN/Inf (nor NaN thresholds)."""
+    tail = _tail(_failed_with(outputs, "diverging_train", "FloatingPointError", "at step", "Lower lr/encoder_lr"))
+    assert any(what in tail for what in ("loss became", "BatchNorm statistics", "validation scores", "gradients"))
+    for checkpoint in (inputs["root"] / "results/diverging").rglob("*.ckpt"):
+        for name, tensor in torch.load(checkpoint, weights_only=True)["state_dict"].items():
+            if tensor.is_floating_point():  # validated every epoch: thresholds are set and finite too
+                assert torch.isfinite(tensor).all(), f"{checkpoint.name}: {name}"
 
 
 def test_readme_predict_command_on_folder_with_corrupt_image(inputs: dict[str, Path]) -> None:

@@ -1,4 +1,4 @@
-"""Numerics: a NaN/Inf loss stops training with its step and leaves no NaN weights; flat inputs stay finite."""
+"""The numerics guards (anomalib_ea2d.guards): NaN/Inf stops training with its step and leaves no NaN weights; flat inputs stay finite."""
 
 from __future__ import annotations
 
