@@ -1,4 +1,4 @@
-"""The numerics guards (anomalib_ea2d.guards): NaN/Inf stops training with its step and leaves no NaN weights; flat inputs stay finite."""
+"""The numerics guards (anomalib_ea2d.guards): NaN/Inf stops training with its step, leaving no NaN weights."""
 
 from __future__ import annotations
 
