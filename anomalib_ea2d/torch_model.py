@@ -12,6 +12,7 @@ anomaly map at the input size.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,31 +26,13 @@ from anomalib_ea2d.anomaly_map import AnomalyMapGenerator, ScoreReduction, rotat
 from anomalib_ea2d.backbone import create_encoder
 from anomalib_ea2d.components import EA2DDecoder, SelfAttention2d, StageSpec
 from anomalib_ea2d.components.batchnorm import freeze_batchnorm_statistics, set_batchnorm_momentum
-from anomalib_ea2d.components.fusion import FoldedGraphCache
+from anomalib_ea2d.components.fusion import fold_batchnorms_
 
 SUPPORTED_BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "wide_resnet50_2")
 """ResNet families the decoder can mirror (a timm pretrained tag such as ``resnet50.a1_in1k`` is allowed)."""
 
 INPUT_MULTIPLE = 32
 """Input height and width must be multiples of the encoder's total stride."""
-
-
-def _is_tracing() -> bool:
-    """Whether the model is being traced or compiled (export, ``torch.compile``, fx), not run."""
-    return (
-        torch.jit.is_tracing()
-        or torch.jit.is_scripting()
-        or torch.compiler.is_compiling()
-        or torch.compiler.is_exporting()
-        or torch.onnx.is_in_onnx_export()
-        or _is_fx_symbolic_tracing()
-    )
-
-
-def _is_fx_symbolic_tracing() -> bool:
-    symbolic_trace = torch.fx._symbolic_trace  # noqa: SLF001
-    check = getattr(symbolic_trace, "is_fx_symbolic_tracing", None) or symbolic_trace.is_fx_tracing
-    return bool(check())
 
 
 @dataclass
@@ -114,10 +97,9 @@ class EA2DModel(nn.Module):
         sigma: Gaussian smoothing of the anomaly map (0: none, as the reference).
         bn_momentum: If given, the momentum of every BatchNorm in the model.
 
-    In eval mode (every BatchNorm using running statistics) the forward pass runs a fast path
-    with the same outputs to float rounding: the BatchNorms are folded into the convolutions
-    before them (graphs traced once, reading the live parameters) and the features are kept
-    channels-last. Export and ``torch.compile`` trace the plain modules instead.
+    Eval mode runs the plain modules, both views through the encoder in one batched pass. For
+    faster inference, :meth:`fuse` returns an eval copy with the BatchNorms folded into the
+    convolutions and the weights channels-last (same outputs to float rounding).
 
     Example:
         >>> import torch
@@ -148,9 +130,6 @@ class EA2DModel(nn.Module):
         self.anomaly_map_generator = AnomalyMapGenerator(score_reduction=score_reduction, sigma=sigma)
         self.second_view: Callable[[torch.Tensor], torch.Tensor] = rotate180
         """Transformation making the second view in training; inference always uses ``rotate180``."""
-        self.fast_inference = True
-        """Use the BatchNorm-folded, channels-last path in eval mode (set ``False`` to run the plain modules)."""
-        self._folded = FoldedGraphCache(leaves=(SelfAttention2d,))
         if bn_momentum is not None:
             set_batchnorm_momentum(self, bn_momentum)
         if freeze_encoder_bn:  # in the layers themselves: holds whatever sets the modules' train/eval flags
@@ -169,29 +148,6 @@ class EA2DModel(nn.Module):
             for module in self.encoder.modules()
             if isinstance(module, nn.modules.batchnorm._BatchNorm)  # noqa: SLF001
         )
-
-    def _fast_path(self) -> bool:
-        """Eval mode, every BatchNorm on running statistics, and nothing tracing the model."""
-        if self.training or not self.fast_inference or _is_tracing():
-            return False
-        return not any(
-            module.training
-            for module in self.modules()
-            if isinstance(module, nn.modules.batchnorm._BatchNorm)  # noqa: SLF001
-        )
-
-    def _folded_views(
-        self, view1: torch.Tensor, view2: torch.Tensor
-    ) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
-        """Encoder maps and reconstructions of both views through the BatchNorm-folded graphs."""
-        batch = view1.shape[0]
-        both = torch.cat([view1, view2]).contiguous(memory_format=torch.channels_last)
-        features = self._folded.get(self.encoder)(both)
-        encoded = [[f[:batch] for f in features], [f[batch:] for f in features]]
-        decoded = [
-            self._folded.get(branch)(e2, e3, e4) for branch, (_, e2, e3, e4) in zip(self.branches, encoded, strict=True)
-        ]
-        return encoded, decoded
 
     def encode_views(self, view1: torch.Tensor, view2: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Encode both views with the shared encoder.
@@ -218,12 +174,15 @@ class EA2DModel(nn.Module):
                 f"resize the images (e.g. the model's pre-processor image_size) to a multiple of {INPUT_MULTIPLE}."
             )
             raise ValueError(msg)
+        if self.training and self.is_fused:
+            msg = (
+                "This EA2DModel was fused for inference by EA2DModel.fuse() and has no BatchNorms to train; "
+                "train the model it was fused from and fuse it again."
+            )
+            raise RuntimeError(msg)
         view2 = self.second_view(images) if self.training else rotate180(images)
-        if self._fast_path():
-            encoded, decoded = self._folded_views(images, view2)
-        else:
-            encoded = self.encode_views(images, view2)
-            decoded = [branch(e2, e3, e4) for branch, (_, e2, e3, e4) in zip(self.branches, encoded, strict=True)]
+        encoded = self.encode_views(images, view2)
+        decoded = [branch(e2, e3, e4) for branch, (_, e2, e3, e4) in zip(self.branches, encoded, strict=True)]
         return EA2DFeatures(
             encoder=[features[:3] for features in encoded],
             decoder=decoded,
@@ -247,6 +206,36 @@ class EA2DModel(nn.Module):
             features.encoder[0], features.decoder[0], features.encoder[1], features.decoder[1], images.shape[-2:]
         )
         return InferenceBatch(pred_score=pred_score, anomaly_map=anomaly_map.contiguous())
+
+    is_fused: bool = False
+    """Whether this model is an inference copy made by :meth:`fuse` (its BatchNorms folded away)."""
+
+    def fuse(self, channels_last: bool = True) -> EA2DModel:
+        """Return an eval-mode copy for fast inference: BatchNorms folded into the convolutions.
+
+        Every BatchNorm is merged into the convolution before it (torch's ``fuse_conv_bn_eval``),
+        which saves one pass over every feature map, and by default the weights are put in
+        channels-last memory layout. The copy computes the same eval outputs to float rounding,
+        exports and compiles like the original, and cannot be trained (it has no BatchNorms
+        left); this model is left as it is. Fuse again after changing the weights. On CPU this is
+        the fastest variant measured (docs/benchmarks.md, "Inference fast path").
+
+        Args:
+            channels_last: Convert the copy's weights to ``torch.channels_last`` (as
+                ``.to(memory_format=torch.channels_last)``), so that its convolutions run channels-last.
+
+        Example:
+            >>> import torch
+            >>> model = EA2DModel(backbone="resnet18", pre_trained=False).eval()
+            >>> fused = model.fuse()
+            >>> images = torch.randn(1, 3, 64, 64)
+            >>> torch.allclose(fused(images).anomaly_map, model(images).anomaly_map, atol=1e-5)
+            True
+        """
+        fused = copy.deepcopy(self).eval()
+        fold_batchnorms_(fused)
+        fused.is_fused = True
+        return fused.to(memory_format=torch.channels_last) if channels_last else fused
 
 
 __all__ = ["SUPPORTED_BACKBONES", "EA2DFeatures", "EA2DModel", "ViewBranch"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,14 @@ from anomalib_ea2d.anomaly_map import rotate180, view_anomaly_map
 
 MAP_TOL = 1e-5
 LOSS_RTOL = 1e-5
+
+EVAL_PATHS: dict[str, Callable[[EA2DModel], EA2DModel]] = {
+    "plain": lambda model: model.eval(),
+    "channels_last": lambda model: model.eval().to(memory_format=torch.channels_last),
+    "fused": lambda model: model.fuse(channels_last=False),
+    "fused_channels_last": lambda model: model.fuse(),
+}
+"""Every way the project runs EA2D in eval mode (the plain modules and the explicit fast path)."""
 
 
 def _fixtures(parity_dir: Path) -> list[tuple[int, Path]]:
@@ -63,10 +72,11 @@ def test_conversion_covers_every_parameter(cases: list) -> None:
     assert len(converted) == len(state) - len([k for k in state if k.startswith("edc_encoder.fc.")])
 
 
+@pytest.mark.parametrize("path", EVAL_PATHS)
 @pytest.mark.parametrize("reduction", ["max", "mean"])
-def test_scores_and_map_match_reference(cases: list, reduction: str) -> None:
+def test_scores_and_map_match_reference(cases: list, reduction: str, path: str) -> None:
     for state, expected in cases:
-        model = _model(state, score_reduction=reduction).eval()
+        model = EVAL_PATHS[path](_model(state, score_reduction=reduction))
         with torch.no_grad():
             output = model(expected["input"])
         torch.testing.assert_close(output.pred_score, expected[f"pred_score_{reduction}"], atol=MAP_TOL, rtol=0)
@@ -74,9 +84,10 @@ def test_scores_and_map_match_reference(cases: list, reduction: str) -> None:
         torch.testing.assert_close(output.anomaly_map, expected["combined_map_input_res"], atol=MAP_TOL, rtol=0)
 
 
-def test_eval_loss_matches_reference(cases: list) -> None:
+@pytest.mark.parametrize("path", EVAL_PATHS)
+def test_eval_loss_matches_reference(cases: list, path: str) -> None:
     for state, expected in cases:
-        model = _model(state).eval()
+        model = EVAL_PATHS[path](_model(state))
         with torch.no_grad():
             loss = EA2DLoss()(model.features(expected["input"]))
         torch.testing.assert_close(loss, expected["loss_eval"], atol=0, rtol=LOSS_RTOL)
@@ -95,9 +106,10 @@ def test_training_loss_matches_reference(cases: list, freeze_encoder_bn: bool, k
         assert model.encoder.conv1.weight.grad is not None
 
 
-def test_per_view_maps_match_reference(cases: list) -> None:
+@pytest.mark.parametrize("path", EVAL_PATHS)
+def test_per_view_maps_match_reference(cases: list, path: str) -> None:
     for state, expected in cases:
-        model = _model(state).eval()
+        model = EVAL_PATHS[path](_model(state))
         with torch.no_grad():
             features = model.features(expected["input"])
         maps = [view_anomaly_map(features.encoder[v], features.decoder[v]) for v in (0, 1)]

@@ -206,5 +206,3 @@ def test_find_bad_images_lists_every_problem_at_once(tmp_path: Path) -> None:
     bad = find_bad_images(paths, masks, num_threads=2)
     assert set(bad) == {str(p) for p in broken.values()} | {str(good)}  # good.png's second entry has a wrong mask
     assert "a mask must have its image's height and width" in bad[str(good)]
-
-
