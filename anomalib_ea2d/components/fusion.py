@@ -12,6 +12,11 @@ from __future__ import annotations
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from anomalib_ea2d.components.batchnorm import FrozenStatisticsBatchNorm2d
+
+FOLDABLE_BATCHNORMS = (nn.BatchNorm2d, FrozenStatisticsBatchNorm2d)
+"""Layers that normalise with running statistics in eval mode (the frozen ones always)."""
+
 COMMUTING_UPSAMPLING = ("nearest", "bilinear")
 """Upsampling modes that commute with a per-channel affine map (each output is a convex combination)."""
 
@@ -39,7 +44,7 @@ def conv_batchnorm_pairs(module: nn.Module) -> list[tuple[nn.Module, str, str]]:
         children = dict(parent.named_children())
         names = list(children)
         for index, name in enumerate(names):
-            if type(children[name]) is not nn.BatchNorm2d:
+            if type(children[name]) not in FOLDABLE_BATCHNORMS:
                 continue
             if isinstance(parent, nn.Sequential):
                 previous = index - 1

@@ -61,6 +61,16 @@ def test_every_batchnorm_of_ea2d_has_its_convolution(backbone: str) -> None:
     assert all(isinstance(getattr(parent, conv), nn.Conv2d) for parent, conv, _ in pairs)
 
 
+def test_frozen_encoder_batchnorms_are_folded_too() -> None:
+    torch.manual_seed(0)
+    model = EA2DModel(backbone="resnet18", pre_trained=False, freeze_encoder_bn=True).eval()
+    fused = model.fuse()
+    assert not [m for m in fused.modules() if "BatchNorm" in type(m).__name__]
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        _assert_same(fused(images), model(images))
+
+
 @pytest.mark.parametrize("shape", [(2, 3, 64, 64), (1, 3, 64, 96)])
 def test_fuse_returns_an_eval_copy_with_the_same_outputs(model: EA2DModel, shape: tuple[int, ...]) -> None:
     before = _batchnorms(model)
