@@ -1,0 +1,13 @@
+"""Medical volumes for anomalib: NIfTI files and DICOM series in, per-volume scores and NIfTI maps out.
+
+Modules: :mod:`.nifti` and :mod:`.dicom` (lazy readers), :mod:`.orientation` (slicing in the
+patient's frame), :mod:`.intensity` (percentile or CT-window scaling), :mod:`.records` (the one
+check/inspection pass at setup), :mod:`.dataset` and :mod:`.splits` (slices, splits by volume),
+:mod:`.datamodule` (:class:`MedicalVolumes`), :mod:`.results` (:class:`VolumeResults`).
+"""
+
+from anomalib_ea2d.data.volumes.datamodule import MedicalVolumes
+from anomalib_ea2d.data.volumes.errors import VolumeReadError
+from anomalib_ea2d.data.volumes.results import VolumeResults
+
+__all__ = ["MedicalVolumes", "VolumeReadError", "VolumeResults"]
