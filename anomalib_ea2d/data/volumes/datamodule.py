@@ -302,7 +302,7 @@ class MedicalVolumes(AnomalibDataModule):
                 self.predict_data.augmentations = self.test_augmentations
         trainer = getattr(self, "trainer", None)
         if trainer is not None and not any(isinstance(c, VolumeResults) for c in trainer.callbacks):
-            trainer.callbacks.append(self.results)
+            self.results.attach(trainer)
 
     def predict_dataloader(self) -> DataLoader:
         """Loader of ``predict_dir``'s volumes, or of the test volumes without one."""

@@ -11,6 +11,10 @@ post-processing, so normalised to ``[0, 1]`` when normalisation is on) and, per 
   affine; each slice map resized (bilinear) back to the slice's grid and put back where the slice
   came from; slices that were not scored are 0;
 * ``<results dir>/volumes/volume_scores.csv``: ``volume, score, label, slices, path``;
+* ``<results dir>/volumes/slices/<volume name>/<axis>_<index>.png``: the scored slices as 8-bit
+  pictures, written only when the model has anomalib's image visualiser, which reads the picture
+  behind each ``image_path``: the callback runs just before the visualiser and points the batch's
+  ``image_path`` at these files, so the visualiser files its heat maps under ``images/<volume name>/``;
 * in ``test``, ``volume_AUROC`` (when both labels are present), logged next to anomalib's image and
   pixel metrics.
 
@@ -30,7 +34,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import nibabel as nib
 import numpy as np
 import torch
+from anomalib.visualization import ImageVisualizer
 from lightning.pytorch import Callback, LightningModule, Trainer
+from PIL import Image
 from torch.nn import functional as F  # noqa: N812
 from torchmetrics.functional.classification import binary_auroc
 
@@ -123,10 +129,36 @@ class VolumeResults(Callback):
         """Collect the batch's slice scores and maps."""
         self._collect(trainer, outputs)
 
+    def attach(self, trainer: Trainer) -> None:
+        """Add this callback to ``trainer`` (once), just before anomalib's image visualiser if there is one."""
+        if self in trainer.callbacks:
+            return
+        positions = [i for i, c in enumerate(trainer.callbacks) if isinstance(c, ImageVisualizer)]
+        trainer.callbacks.insert(positions[0] if positions else len(trainer.callbacks), self)
+
+    def _slice_pictures(self, trainer: Trainer, outputs: Any, records: dict[str, VolumeRecord]) -> None:  # noqa: ANN401
+        """Write each slice as a picture for the visualiser and point ``image_path`` at it."""
+        if not any(isinstance(c, ImageVisualizer) for c in trainer.callbacks):
+            return
+        for i, image_path in enumerate(outputs.image_path):
+            key, index = parse_slice_path(image_path)
+            record = records.get(key)
+            if record is None:
+                continue
+            folder = self._dir(trainer) / "slices" / record.name
+            folder.mkdir(parents=True, exist_ok=True)
+            picture = folder / Path(image_path).name
+            Image.fromarray(np.round(record.image(index) * 255).astype(np.uint8)).save(picture)
+            outputs.image_path[i] = str(picture)
+
     def _collect(self, trainer: Trainer, outputs: Any) -> None:  # noqa: ANN401
         records = self._records(trainer)
         if outputs is None or getattr(outputs, "pred_score", None) is None or not records:
             return
+        self._collect_scores(trainer, outputs, records)
+        self._slice_pictures(trainer, outputs, records)
+
+    def _collect_scores(self, trainer: Trainer, outputs: Any, records: dict[str, VolumeRecord]) -> None:  # noqa: ANN401
         scores = outputs.pred_score.detach().float().reshape(-1).cpu()
         maps = outputs.anomaly_map
         if maps is not None:
