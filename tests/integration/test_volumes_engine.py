@@ -29,12 +29,13 @@ DATA_ARGS = {
     "abnormal_dir": "test/lesion",
     "normal_test_dir": "test/good",
     "mask_dir": "ground_truth/lesion",
+    "slice_range": (0.3, 0.7),  # a few slices per volume keep the test fast
 }
 
 
 @pytest.fixture(scope="module")
 def volume_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_nifti_set(tmp_path_factory.mktemp("volumes") / "data", train=3, test_normal=4, test_abnormal=4)
+    return write_nifti_set(tmp_path_factory.mktemp("volumes") / "data", train=2, test_normal=2, test_abnormal=2)
 
 
 def _engine(root: Path) -> Engine:
@@ -52,7 +53,7 @@ def _engine(root: Path) -> Engine:
 
 def test_engine_fit_test_predict_write_volume_results(volume_root: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    datamodule = MedicalVolumes(root=volume_root, **DATA_ARGS, train_batch_size=8, eval_batch_size=16, num_workers=0, seed=0)
+    datamodule = MedicalVolumes(root=volume_root, **DATA_ARGS, train_batch_size=8, eval_batch_size=32, num_workers=0, seed=0)
     model = EA2D(backbone="resnet18", pre_trained=False, image_size=SIZE)
     engine = _engine(tmp_path)
     engine.fit(model=model, datamodule=datamodule)
@@ -62,11 +63,12 @@ def test_engine_fit_test_predict_write_volume_results(volume_root: Path, tmp_pat
 
     out = Path(engine.trainer.default_root_dir) / "volumes"
     tested = datamodule.test_data.volumes
-    assert len(tested) == 4  # half of the 4 + 4 test volumes validate (by volume, label-balanced)
+    assert len(tested) == 2  # half of the 2 + 2 test volumes validate (by volume, label-balanced)
+    assert set(tested).isdisjoint(datamodule.val_data.volumes)
     with (out / "volume_scores.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert sorted(row["path"] for row in rows) == sorted(tested)
-    assert sorted(row["label"] for row in rows) == ["0", "0", "1", "1"]
+    assert sorted(row["label"] for row in rows) == ["0", "1"]
     for row in rows:
         source = nib.load(row["path"])
         result = nib.load(out / f"{row['volume']}_anomaly_map.nii.gz")
@@ -79,8 +81,11 @@ def test_engine_fit_test_predict_write_volume_results(volume_root: Path, tmp_pat
         scored[record.slices] = True  # axial = third axis for these RAS volumes
         assert np.abs(values[:, :, ~scored]).max() == 0.0  # unscored slices are 0
         assert (np.abs(values[:, :, scored]).reshape(-1, scored.sum()).max(0) > 0).all()
-        # the volume score is the maximum of the slice scores
-        assert float(row["score"]) >= 0.0
+        assert int(row["slices"]) == len(record.slices)
+    # anomalib's visualiser filed its pictures under a folder per volume
+    assert {p.parent.name for p in Path(engine.trainer.default_root_dir).glob("images/*/axial_*.png")} == {
+        row["volume"] for row in rows
+    }
 
     # predict on the test volumes writes maps too (a fresh output folder)
     predict_dir = tmp_path / "predict"
@@ -89,5 +94,5 @@ def test_engine_fit_test_predict_write_volume_results(volume_root: Path, tmp_pat
     )
     assert predictions
     written = list(predict_dir.rglob("*_anomaly_map.nii.gz"))
-    assert len(written) == 4
+    assert len(written) == 2
     assert list(predict_dir.rglob("volume_scores.csv"))

@@ -27,7 +27,7 @@ import numpy as np
 import pydicom
 from pydicom.pixels import apply_modality_lut
 
-from anomalib_ea2d.data.volumes.errors import VolumeReadError
+from anomalib_ea2d.data.volumes.errors import VolumeReadError, describe
 from anomalib_ea2d.data.volumes.orientation import SliceGeometry
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -114,7 +114,7 @@ class DicomSeries:
             return pydicom.dcmread(path, stop_before_pixels=True)
         except Exception as error:  # pydicom raises several types for non-DICOM or damaged files
             msg = (
-                f"Could not read DICOM file {path} ({type(error).__name__}: {error}); remove it from the series "
+                f"Could not read DICOM file {path} ({describe(error)}); remove it from the series "
                 "folder or re-export it."
             )
             raise VolumeReadError(msg) from error
@@ -162,7 +162,7 @@ class DicomSeries:
             values = apply_modality_lut(dataset.pixel_array, dataset)
         except Exception as error:  # decoding errors come in many types
             msg = (
-                f"Could not decode the pixels of DICOM file {path} ({type(error).__name__}: {error}); the file is "
+                f"Could not decode the pixels of DICOM file {path} ({describe(error)}); the file is "
                 "damaged or compressed with a codec that is not installed (e.g. pip install pylibjpeg)."
             )
             raise VolumeReadError(msg) from error

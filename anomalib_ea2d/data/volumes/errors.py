@@ -12,4 +12,9 @@ class VolumeReadError(ValueError):
     """
 
 
-__all__ = ["VolumeReadError"]
+def describe(error: BaseException) -> str:
+    """``Type: message`` of a library error on one line, for quoting inside our messages."""
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
+
+
+__all__ = ["VolumeReadError", "describe"]

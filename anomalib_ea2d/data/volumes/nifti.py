@@ -24,7 +24,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from anomalib_ea2d.data.volumes.errors import VolumeReadError
+from anomalib_ea2d.data.volumes.errors import VolumeReadError, describe
 from anomalib_ea2d.data.volumes.orientation import SliceGeometry
 
 NIFTI_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii")
@@ -86,7 +86,7 @@ class NiftiVolume:
             return nib.load(self.path)
         except Exception as error:  # nibabel raises many types for unreadable files
             msg = (
-                f"Could not open NIfTI file {self.path} ({type(error).__name__}: {error}); the file is corrupt or "
+                f"Could not open NIfTI file {self.path} ({describe(error)}); the file is corrupt or "
                 "not NIfTI: re-export or remove it."
             )
             raise VolumeReadError(msg) from error
@@ -98,7 +98,7 @@ class NiftiVolume:
             raise
         except (OSError, EOFError, ValueError, zlib.error) as error:
             msg = (
-                f"Could not read the voxels of {self.path} ({type(error).__name__}: {error}); the file is truncated "
+                f"Could not read the voxels of {self.path} ({describe(error)}); the file is truncated "
                 "or corrupt: re-export or remove it."
             )
             raise VolumeReadError(msg) from error
