@@ -34,7 +34,6 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -57,7 +56,11 @@ from anomalib_ea2d.data.synthetic_brain import (
 logger = logging.getLogger(__name__)
 
 VOLUME_GENERATOR_VERSION = 1
-_SPLITS = (("train", TRAIN_DIR, False), ("test_normal", TEST_NORMAL_DIR, False), ("test_abnormal", TEST_ABNORMAL_DIR, True))
+_SPLITS = (
+    ("train", TRAIN_DIR, False),
+    ("test_normal", TEST_NORMAL_DIR, False),
+    ("test_abnormal", TEST_ABNORMAL_DIR, True),
+)
 _SPLIT_NAMES = ("train", "test_normal", "test_abnormal")  # stream index of each split, as in the 2-D generator
 
 
@@ -91,10 +94,10 @@ class SyntheticVolumeParams:
         for name in ("lesions_per_volume", "lesion_radius_mm"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         ok = (
-            self.volume_size >= 16  # noqa: PLR2004
+            self.volume_size >= 16
             and min(self.num_train, self.num_test_normal, self.num_test_abnormal) >= 1
             and 1 <= self.lesions_per_volume[0] <= self.lesions_per_volume[1]
-            and 0 < self.lesion_radius_mm[0] <= self.lesion_radius_mm[1] <= 30  # noqa: PLR2004
+            and 0 < self.lesion_radius_mm[0] <= self.lesion_radius_mm[1] <= 30
         )
         if not ok:
             msg = f"Invalid synthetic volume parameters {self}: need volume_size >= 16, counts >= 1, ordered ranges."
@@ -107,7 +110,12 @@ class SyntheticVolumeParams:
 
 
 def _draw_lesions_3d(
-    rng: np.random.Generator, tissue: np.ndarray, brain: np.ndarray, wm: np.ndarray, params: SyntheticVolumeParams, spacing: float
+    rng: np.random.Generator,
+    tissue: np.ndarray,
+    brain: np.ndarray,
+    wm: np.ndarray,
+    params: SyntheticVolumeParams,
+    spacing: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Paint 3-D lesions into ``tissue`` (white matter = 1); return it and the lesion mask."""
     out, mask = tissue.copy(), np.zeros(brain.shape, bool)
@@ -120,7 +128,7 @@ def _draw_lesions_3d(
             allowed = depth >= depth.max()
         weights = np.where(allowed, wm**2 + 0.02, 0.0).ravel()
         centre = np.array(np.unravel_index(int(rng.choice(weights.size, p=weights / weights.sum())), brain.shape))
-        reach = int(math.ceil(axes_mm.max() * 1.6 / spacing)) + 1
+        reach = math.ceil(axes_mm.max() * 1.6 / spacing) + 1
         low, high = np.maximum(centre - reach, 0), np.minimum(centre + reach + 1, brain.shape)
         box = tuple(slice(a, b) for a, b in zip(low, high, strict=True))
         offsets = np.stack(np.meshgrid(*[np.arange(a, b) for a, b in zip(low, high, strict=True)], indexing="ij"))
@@ -130,7 +138,7 @@ def _draw_lesions_3d(
         distance = distance - 0.3 * _smooth_noise(rng, distance.shape, max(axes_mm.min() * 0.4 / spacing, 0.7))
         t = np.clip((1.2 - distance) / 0.4, 0.0, 1.0)
         alpha = t * t * (3 - 2 * t) * brain[box] * rng.uniform(0.8, 1.0)
-        hyper = wm[tuple(centre)] < 0.6 or rng.random() < 0.5  # noqa: PLR2004
+        hyper = wm[tuple(centre)] < 0.6 or rng.random() < 0.5
         level = rng.uniform(1.1, 1.3) if hyper else rng.uniform(0.35, 0.6)
         texture = 1.0 + rng.uniform(0.05, 0.1) * _smooth_noise(rng, distance.shape, max(1.2 / spacing, 0.6))
         out[box] = out[box] * (1 - alpha) + alpha * level * texture
@@ -138,7 +146,9 @@ def _draw_lesions_3d(
     return out, mask
 
 
-def synthesize_volume(params: SyntheticVolumeParams, split: str, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def synthesize_volume(
+    params: SyntheticVolumeParams, split: str, index: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render subject ``index`` of ``split`` as ``(volume int16, lesion mask uint8, RAS affine)``, axes (x, y, z)."""
     size = params.volume_size
     spacing = FIELD_OF_VIEW_MM / size
@@ -155,10 +165,12 @@ def synthesize_volume(params: SyntheticVolumeParams, split: str, index: int) -> 
     t1[inside] = ndimage.map_coordinates(atlas.t1_coeffs, coords[:, inside], order=3, prefilter=False, cval=0.0)
     wm[inside] = np.clip(ndimage.map_coordinates(atlas.wm, coords[:, inside], order=1, cval=0.0), 0, 1)
     soft_brain, t1, wm = soft_brain.reshape(shape), t1.reshape(shape), wm.reshape(shape)
-    brain = soft_brain > 0.5  # noqa: PLR2004
+    brain = soft_brain > 0.5
     t1 = np.clip(t1, 0, None) * soft_brain
-    core_wm = (wm > 0.9) & brain  # noqa: PLR2004
-    tissue = t1 / max(float(np.median(t1[core_wm])) if core_wm.sum() > 10 else float(np.percentile(t1[brain], 95)), 1e-6)  # noqa: PLR2004
+    core_wm = (wm > 0.9) & brain
+    tissue = t1 / max(
+        float(np.median(t1[core_wm])) if core_wm.sum() > 10 else float(np.percentile(t1[brain], 95)), 1e-6
+    )
     mask = np.zeros(shape, bool)
     if split == "test_abnormal":
         tissue, mask = _draw_lesions_3d(rng, tissue, brain, wm, params, spacing)
@@ -188,7 +200,9 @@ def _up_to_date(root: Path, params: SyntheticVolumeParams) -> bool:
     )
 
 
-def generate_synthetic_brain_volumes(root: str | Path, params: SyntheticVolumeParams | None = None, *, force: bool = False) -> Path:
+def generate_synthetic_brain_volumes(
+    root: str | Path, params: SyntheticVolumeParams | None = None, *, force: bool = False
+) -> Path:
     """Write the volumes under ``root`` unless an identical set is there; built in a sibling folder, then swapped in.
 
     Raises:
@@ -198,13 +212,20 @@ def generate_synthetic_brain_volumes(root: str | Path, params: SyntheticVolumePa
     if not force and _up_to_date(root, params):
         return root
     if root.exists() and any(root.iterdir()) and not (root / MANIFEST_NAME).is_file():
-        msg = f"Refusing to write synthetic volumes into {root}: it is not empty and has no {MANIFEST_NAME}; use an empty folder."
+        msg = (
+            f"Refusing to write synthetic volumes into {root}: it is not empty and has no {MANIFEST_NAME}; "
+            "use an empty folder."
+        )
         raise FileExistsError(msg)
     start = time.perf_counter()
     staging = root.parent / f".{root.name}.tmp-{params.digest()}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     counts: dict[str, int] = {}
-    totals = {"train": params.num_train, "test_normal": params.num_test_normal, "test_abnormal": params.num_test_abnormal}
+    totals = {
+        "train": params.num_train,
+        "test_normal": params.num_test_normal,
+        "test_abnormal": params.num_test_abnormal,
+    }
     for split, folder, lesions in _SPLITS:
         (staging / folder).mkdir(parents=True)
         if lesions:
@@ -235,7 +256,9 @@ def generate_synthetic_brain_volumes(root: str | Path, params: SyntheticVolumePa
         (staging / top).rename(root / top)
     (staging / MANIFEST_NAME).rename(root / MANIFEST_NAME)
     shutil.rmtree(staging, ignore_errors=True)
-    logger.info("Generated synthetic brain volumes (%s) in %.1f s at %s.", params.digest(), manifest["generation_seconds"], root)
+    logger.info(
+        "Generated synthetic brain volumes (%s) in %.1f s at %s.", params.digest(), manifest["generation_seconds"], root
+    )
     return root
 
 

@@ -1,4 +1,4 @@
-"""Tiny generated volumes for tests: NIfTI datasets in the MedicalVolumes layout and DICOM series written with pydicom."""
+"""Tiny generated volumes for tests: NIfTI sets in the MedicalVolumes layout, DICOM series written with pydicom."""
 
 from __future__ import annotations
 
@@ -34,7 +34,11 @@ def blob(shape: tuple[int, int, int] = SHAPE, seed: int = 0, radius: float = 4.0
 def write_nifti_set(root: Path, train: int = 4, test_normal: int = 2, test_abnormal: int = 2, seed: int = 0) -> Path:
     """MedicalVolumes layout: train/good, test/good, test/lesion, ground_truth/lesion (same names)."""
     affine = np.diag([1.2, 1.0, 1.5, 1.0])
-    for folder, count, lesion in (("train/good", train, False), ("test/good", test_normal, False), ("test/lesion", test_abnormal, True)):
+    for folder, count, lesion in (
+        ("train/good", train, False),
+        ("test/good", test_normal, False),
+        ("test/lesion", test_abnormal, True),
+    ):
         (root / folder).mkdir(parents=True, exist_ok=True)
         for index in range(count):
             data = head(seed=seed * 100 + index + (50 if "test" in folder else 0) + (20 if lesion else 0))

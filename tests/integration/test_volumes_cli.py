@@ -34,7 +34,8 @@ def test_train_and_predict_write_volume_results(workdir: Path) -> None:
         "--default_root_dir", str(workdir / "results"), cwd=workdir,
     )  # fmt: skip
     text = output.stdout + output.stderr
-    assert "volume_AUROC" in text and "pixel_AUROC" in text
+    assert "volume_AUROC" in text
+    assert "pixel_AUROC" in text
     (scores,) = list((workdir / "results").rglob("volume_scores.csv"))
     with scores.open() as handle:
         rows = list(csv.DictReader(handle))
@@ -62,4 +63,5 @@ def test_bmad_fit_and_test(tmp_path: Path) -> None:
         "--trainer.max_steps", "2", "--default_root_dir", str(tmp_path / "results"), cwd=tmp_path,
     )  # fmt: skip
     text = output.stdout + output.stderr
-    assert "image_AUROC" in text and "pixel_AUROC" in text
+    assert "image_AUROC" in text
+    assert "pixel_AUROC" in text

@@ -7,9 +7,6 @@ and one NIfTI anomaly map per tested or predicted volume, on the input's grid an
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -53,7 +50,9 @@ def _engine(root: Path) -> Engine:
 
 def test_engine_fit_test_predict_write_volume_results(volume_root: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    datamodule = MedicalVolumes(root=volume_root, **DATA_ARGS, train_batch_size=8, eval_batch_size=32, num_workers=0, seed=0)
+    datamodule = MedicalVolumes(
+        root=volume_root, **DATA_ARGS, train_batch_size=8, eval_batch_size=32, num_workers=0, seed=0
+    )
     model = EA2D(backbone="resnet18", pre_trained=False, image_size=SIZE)
     engine = _engine(tmp_path)
     engine.fit(model=model, datamodule=datamodule)

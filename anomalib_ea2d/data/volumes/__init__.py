@@ -3,7 +3,8 @@
 Modules: :mod:`.nifti` and :mod:`.dicom` (lazy readers), :mod:`.orientation` (slicing in the
 patient's frame), :mod:`.intensity` (percentile or CT-window scaling), :mod:`.records` (the one
 check/inspection pass at setup), :mod:`.dataset` and :mod:`.splits` (slices, splits by volume),
-:mod:`.datamodule` (:class:`MedicalVolumes`), :mod:`.results` (:class:`VolumeResults`), :mod:`.synthetic` (:class:`SyntheticBrainVolumes`, the demo).
+:mod:`.datamodule` (:class:`MedicalVolumes`), :mod:`.results` (:class:`VolumeResults`),
+:mod:`.synthetic` (:class:`SyntheticBrainVolumes`, the demo).
 """
 
 from anomalib_ea2d.data.volumes.datamodule import MedicalVolumes

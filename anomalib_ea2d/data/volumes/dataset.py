@@ -69,15 +69,17 @@ class VolumeSliceDataset(AnomalibDataset):
             axis = record.geometry.axis
             for index, label in zip(record.slices, record.slice_labels, strict=True):
                 label_index = LabelName.UNKNOWN if record.label_index < 0 else label
-                rows.append({
-                    "image_path": slice_path(record.path, axis, index),
-                    "mask_path": slice_path(record.mask.path, axis, index) if record.mask is not None else "",
-                    "label": {0: "normal", 1: "abnormal"}.get(int(label_index), "unknown"),
-                    "label_index": int(label_index),
-                    "split": split,
-                    "volume": key,
-                    "slice": index,
-                })
+                rows.append(
+                    {
+                        "image_path": slice_path(record.path, axis, index),
+                        "mask_path": slice_path(record.mask.path, axis, index) if record.mask is not None else "",
+                        "label": {0: "normal", 1: "abnormal"}.get(int(label_index), "unknown"),
+                        "label_index": int(label_index),
+                        "split": split,
+                        "volume": key,
+                        "slice": index,
+                    }
+                )
         samples = pd.DataFrame(rows, columns=COLUMNS)
         samples.attrs["task"] = TaskType(task)
         self.samples = samples

@@ -72,7 +72,7 @@ class DicomSeries:
         if len(uids) > 1:
             msg = (
                 f"DICOM folder {self.path} holds {len(uids)} series (SeriesInstanceUID {', '.join(uids[:3])}"
-                f"{', ...' if len(uids) > 3 else ''}); put each series in its own folder."  # noqa: PLR2004
+                f"{', ...' if len(uids) > 3 else ''}); put each series in its own folder."
             )
             raise VolumeReadError(msg)
         first = headers[0]
@@ -85,7 +85,9 @@ class DicomSeries:
                 )
                 raise VolumeReadError(msg)
         if any(int(getattr(h, "NumberOfFrames", 1) or 1) > 1 for h in headers):
-            msg = f"DICOM folder {self.path} holds multi-frame files; convert the series to single-frame files or NIfTI."
+            msg = (
+                f"DICOM folder {self.path} holds multi-frame files; convert the series to single-frame files or NIfTI."
+            )
             raise VolumeReadError(msg)
         orientation = np.asarray(first.ImageOrientationPatient, dtype=np.float64)
         spacing = np.asarray(first.PixelSpacing, dtype=np.float64)
@@ -120,11 +122,11 @@ class DicomSeries:
             raise VolumeReadError(msg) from error
 
     def _check_spacing(self, positions: np.ndarray) -> None:
-        if len(positions) < 2:  # noqa: PLR2004
+        if len(positions) < 2:
             return
         gaps = np.diff(positions)
         step = float(np.median(gaps))
-        if step <= 1e-6 or (gaps <= 1e-6).any():  # noqa: PLR2004
+        if step <= 1e-6 or (gaps <= 1e-6).any():
             msg = (
                 f"DICOM folder {self.path} has slices at the same position; it holds duplicates or several "
                 "series: keep one image per position."
@@ -140,7 +142,9 @@ class DicomSeries:
             raise VolumeReadError(msg)
 
     @staticmethod
-    def _affine(orientation: np.ndarray, spacing: np.ndarray, first: pydicom.Dataset, last: pydicom.Dataset, n: int) -> np.ndarray:
+    def _affine(
+        orientation: np.ndarray, spacing: np.ndarray, first: pydicom.Dataset, last: pydicom.Dataset, n: int
+    ) -> np.ndarray:
         row_dir, col_dir = orientation[:3], orientation[3:]
         origin = np.asarray(first.ImagePositionPatient, dtype=np.float64)
         if n > 1:
@@ -174,7 +178,7 @@ class DicomSeries:
 
     def read_slice(self, geometry: SliceGeometry, index: int) -> np.ndarray:
         """Slice ``index`` of ``geometry`` as float32, as shown (see :class:`SliceGeometry`)."""
-        if geometry.stored_axis == 2:  # noqa: PLR2004 - along the acquisition: one file
+        if geometry.stored_axis == 2:
             plane = self._read_file(geometry.stored_index(index))
         else:  # across it: the whole series, cached for the last series used
             plane = _cached_array(self)[geometry.slicer(index)]

@@ -25,7 +25,7 @@ Window = tuple[float, float]
 
 def check_percentiles(percentiles: Sequence[float]) -> tuple[float, float]:
     """Return ``percentiles`` as a pair ``0 <= low < high <= 100``; raise otherwise."""
-    if len(percentiles) != 2 or not 0 <= percentiles[0] < percentiles[1] <= 100:  # noqa: PLR2004
+    if len(percentiles) != 2 or not 0 <= percentiles[0] < percentiles[1] <= 100:
         msg = f"percentiles must be a pair 0 <= low < high <= 100, got {percentiles!r}; e.g. percentiles=[0.5, 99.5]."
         raise ValueError(msg)
     return float(percentiles[0]), float(percentiles[1])
@@ -35,7 +35,7 @@ def check_window(window: Sequence[float] | None) -> Window | None:
     """Return ``window`` as ``(level, width)`` with ``width > 0`` (or ``None``); raise otherwise."""
     if window is None:
         return None
-    if len(window) != 2 or not window[1] > 0:  # noqa: PLR2004
+    if len(window) != 2 or not window[1] > 0:
         msg = f"window must be (level, width) in HU with width > 0, got {window!r}; e.g. window=[40, 400]."
         raise ValueError(msg)
     return float(window[0]), float(window[1])

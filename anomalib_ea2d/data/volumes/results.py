@@ -113,19 +113,19 @@ class VolumeResults(Callback):
     def _reset(self) -> None:
         self.scores, self._slice_scores, self._maps = {}, {}, {}
 
-    def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:  # noqa: ARG002
+    def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Start a new collection."""
         self._reset()
 
-    def on_predict_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:  # noqa: ARG002
+    def on_predict_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Start a new collection."""
         self._reset()
 
-    def on_test_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, *args: Any) -> None:  # noqa: ANN401, ARG002
+    def on_test_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, *args: Any) -> None:  # noqa: ANN401
         """Collect the batch's slice scores and maps."""
         self._collect(trainer, outputs)
 
-    def on_predict_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, *args: Any) -> None:  # noqa: ANN401, ARG002
+    def on_predict_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, *args: Any) -> None:  # noqa: ANN401
         """Collect the batch's slice scores and maps."""
         self._collect(trainer, outputs)
 
@@ -163,7 +163,7 @@ class VolumeResults(Callback):
         maps = outputs.anomaly_map
         if maps is not None:
             maps = maps.detach().float().cpu()
-            maps = maps if maps.ndim == 4 else maps.unsqueeze(1)  # noqa: PLR2004
+            maps = maps if maps.ndim == 4 else maps.unsqueeze(1)
         for i, image_path in enumerate(outputs.image_path):
             key, index = parse_slice_path(image_path)
             record = records.get(key)
@@ -177,7 +177,9 @@ class VolumeResults(Callback):
                 self._finish(trainer, key, record)
 
     def _finish(self, trainer: Trainer, key: str, record: VolumeRecord) -> None:
-        self.scores[key] = reduce_scores(np.array(list(self._slice_scores[key].values())), self.volume_score, self.top_k)
+        self.scores[key] = reduce_scores(
+            np.array(list(self._slice_scores[key].values())), self.volume_score, self.top_k
+        )
         maps = self._maps.pop(key, None)
         if maps is not None:
             write_anomaly_map(record, maps, self._dir(trainer) / f"{record.name}{MAP_SUFFIX}")
@@ -207,13 +209,13 @@ class VolumeResults(Callback):
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Write the scores and log ``volume_AUROC``."""
         scores, labels = self._end(trainer)
-        if len(set(labels)) == 2:  # noqa: PLR2004
+        if len(set(labels)) == 2:
             auroc = binary_auroc(torch.tensor(scores), torch.tensor(labels))
             pl_module.log("volume_AUROC", auroc, prog_bar=False, logger=True)
         elif scores:
             logger.warning("volume_AUROC needs normal and abnormal test volumes; only one kind was tested.")
 
-    def on_predict_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:  # noqa: ARG002
+    def on_predict_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Write the scores."""
         self._end(trainer)
 

@@ -34,7 +34,7 @@ def volume_partition(
     for label in sorted(groups):
         members = sorted(groups[label])
         count = round(ratio * len(members))
-        if len(members) >= 2:  # noqa: PLR2004
+        if len(members) >= 2:
             count = min(max(count, 1), len(members) - 1)
         order = rng.permutation(len(members))
         taken += [members[i] for i in order[:count]]

@@ -28,7 +28,8 @@ def test_layout_masks_and_grid(tiny: Path) -> None:
     assert len(list((tiny / "train/good").iterdir())) == 1
     for name in lesions:
         volume, mask = nib.load(tiny / "test/lesion" / name), nib.load(tiny / "ground_truth/lesion" / name)
-        assert volume.shape == mask.shape and np.allclose(volume.affine, mask.affine)
+        assert volume.shape == mask.shape
+        assert np.allclose(volume.affine, mask.affine)
         lesion = np.asarray(mask.dataobj) > 0
         assert lesion.any()
         # a 3-D blob: it spans several slices along every axis
@@ -42,12 +43,12 @@ def test_same_seed_same_volume_and_the_lesions_change_the_image() -> None:
     assert np.array_equal(a, b)
     other, _, _ = synthesize_volume(SyntheticVolumeParams(volume_size=32, seed=1), "test_abnormal", 0)
     assert not np.array_equal(a, other)
-    normal, _, _ = synthesize_volume(TINY, "test_normal", 0)
+    _normal, _, _ = synthesize_volume(TINY, "test_normal", 0)
     assert np.abs(a[mask > 0].astype(float).mean() - np.median(a[a > 0])) > 50  # lesions differ from tissue
     assert np.allclose(np.diag(affine)[:3], 210 / 32)
 
 
 def test_a_foreign_folder_is_not_overwritten(tmp_path: Path) -> None:
     (tmp_path / "mine.txt").write_text("keep")
-    with pytest.raises(FileExistsError, match="not empty and has no manifest.json"):
+    with pytest.raises(FileExistsError, match=r"not empty and has no manifest\.json"):
         generate_synthetic_brain_volumes(tmp_path, TINY)

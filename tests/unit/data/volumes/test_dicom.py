@@ -1,4 +1,4 @@
-"""DICOM series written with pydicom: HU rescaling and windowing, 16-bit MR, shuffled files, coronal acquisitions, bad series."""
+"""DICOM series written with pydicom: HU rescaling/windowing, 16-bit MR, shuffled files, coronal series, bad series."""
 
 from __future__ import annotations
 

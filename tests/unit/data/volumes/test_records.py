@@ -48,7 +48,8 @@ def test_percentile_scaling_is_per_volume(tmp_path: Path) -> None:
     b = inspect_volume(_save(tmp_path / "b.nii.gz", data * 7.0 + 3.0), 0, SlicingOptions())
     k = a.slices[len(a.slices) // 2]
     np.testing.assert_allclose(a.image(k), b.image(k), atol=1e-5)
-    assert 0.0 <= a.image(k).min() and a.image(k).max() <= 1.0
+    assert a.image(k).min() >= 0.0
+    assert a.image(k).max() <= 1.0
 
 
 @pytest.mark.parametrize(
@@ -70,7 +71,9 @@ def test_bad_voxels_are_named(tmp_path: Path, make: object, pattern: str) -> Non
     ("mask_shape", "mask_affine"),
     [((SHAPE[0], SHAPE[1], SHAPE[2] - 1), np.eye(4)), (SHAPE, np.diag([2.0, 1.0, 1.0, 1.0]))],
 )
-def test_a_mask_on_another_grid_is_refused(tmp_path: Path, mask_shape: tuple[int, ...], mask_affine: np.ndarray) -> None:
+def test_a_mask_on_another_grid_is_refused(
+    tmp_path: Path, mask_shape: tuple[int, ...], mask_affine: np.ndarray
+) -> None:
     volume = _save(tmp_path / "v.nii.gz", head())
     mask = _save(tmp_path / "m.nii.gz", np.zeros(mask_shape, np.uint8), mask_affine)
     with pytest.raises(VolumeReadError, match=r"Mask .*m\.nii\.gz does not share the grid .*resample the mask"):
@@ -88,15 +91,20 @@ def _datamodule(root: Path, **kwargs: object) -> MedicalVolumes:
     return MedicalVolumes(name="v", root=root, mask_dir="ground_truth/lesion", num_workers=0, **{**args, **kwargs})
 
 
-def test_error_mode_lists_every_bad_volume_and_skip_mode_leaves_them_out(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_error_mode_lists_every_bad_volume_and_skip_mode_leaves_them_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     root = write_nifti_set(tmp_path / "set", train=3)
     _save(root / "train/good/nan.nii.gz", np.full(SHAPE, np.nan, np.float32))
     (root / "test/good/broken.nii.gz").write_bytes(b"\x1f\x8b broken")
-    with pytest.raises(VolumeReadError, match=r"(?s)2 of 9 volumes .*nan\.nii\.gz.*broken\.nii\.gz.*on_bad_volume='skip'"):
+    with pytest.raises(
+        VolumeReadError, match=r"(?s)2 of 9 volumes .*nan\.nii\.gz.*broken\.nii\.gz.*on_bad_volume='skip'"
+    ):
         _datamodule(root).setup()
     datamodule = _datamodule(root, on_bad_volume="skip")
     datamodule.setup()
-    assert "left out 2 unusable volumes" in caplog.text and "broken.nii.gz" in caplog.text
+    assert "left out 2 unusable volumes" in caplog.text
+    assert "broken.nii.gz" in caplog.text
     assert len(datamodule.volume_records) == 7
 
 

@@ -32,7 +32,8 @@ def test_map_goes_back_to_the_stored_grid(tmp_path: Path) -> None:
     written = nib.load(tmp_path / "map.nii.gz")
     np.testing.assert_allclose(written.affine, affine)
     values = np.asarray(written.dataobj)
-    assert values.dtype == np.float32 and values.shape == data.shape
+    assert values.dtype == np.float32
+    assert values.shape == data.shape
     scored = np.zeros(data.shape, bool)
     for k in record.slices:
         record.geometry.write(scored, k, np.ones(record.geometry.slice_shape, bool))

@@ -15,7 +15,8 @@ def test_partition_is_seeded_and_label_aware() -> None:
     volumes = [f"v{i}" for i in range(10)]
     labels = [0] * 6 + [1] * 4
     kept, taken = volume_partition(volumes, labels, 0.5, seed=3, label_aware=True)
-    assert sorted(kept + taken) == volumes and not set(kept) & set(taken)
+    assert sorted(kept + taken) == volumes
+    assert not set(kept) & set(taken)
     assert sorted(labels[volumes.index(v)] for v in taken) == [0, 0, 0, 1, 1]
     assert volume_partition(volumes, labels, 0.5, seed=3, label_aware=True) == (kept, taken)
     assert any(volume_partition(volumes, labels, 0.5, seed=s, label_aware=True)[1] != taken for s in range(4, 10))
@@ -27,7 +28,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("val_split_mode", "normal_test_dir"), [("from_test", "test/good"), ("from_train", "test/good"), ("from_test", None)]
+    ("val_split_mode", "normal_test_dir"),
+    [("from_test", "test/good"), ("from_train", "test/good"), ("from_test", None)],
 )
 def test_no_volume_is_on_both_sides(root: Path, val_split_mode: str, normal_test_dir: str | None) -> None:
     datamodule = MedicalVolumes(
@@ -45,7 +47,8 @@ def test_no_volume_is_on_both_sides(root: Path, val_split_mode: str, normal_test
     datamodule.setup()
     subsets = {name: set(getattr(datamodule, f"{name}_data").volumes) for name in ("train", "val", "test")}
     assert all(subsets.values())
-    assert not subsets["train"] & subsets["val"] and not subsets["train"] & subsets["test"]
+    assert not subsets["train"] & subsets["val"]
+    assert not subsets["train"] & subsets["test"]
     assert not subsets["val"] & subsets["test"]
     for name in ("train", "val", "test"):  # every slice of a volume went with it
         samples = getattr(datamodule, f"{name}_data").samples
