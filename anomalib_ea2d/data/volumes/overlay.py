@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=0.5)
     args = parser.parse_args(argv)
     index = save_overlay(args.volume, args.anomaly_map, args.out, args.mask, args.axis, args.index, args.threshold)
-    print(f"Wrote {args.out} ({args.axis} slice {index}).")  # noqa: T201
+    print(f"Wrote {args.out} ({args.axis} slice {index}).")
     return 0
 
 
