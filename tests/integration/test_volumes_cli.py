@@ -16,7 +16,8 @@ VOLUME_ARGS = [
     "--data", "anomalib_ea2d.data.MedicalVolumes", "--data.name", "tinyvolumes",
     "--data.normal_dir", "train/good", "--data.abnormal_dir", "test/lesion", "--data.normal_test_dir", "test/good",
     "--data.mask_dir", "ground_truth/lesion", "--data.slice_range", "[0.3, 0.7]", "--data.seed", "0",
-    "--data.num_workers", "0", "--data.train_batch_size", "8",
+    "--data.num_workers", "0", "--data.train_batch_size", "8", "--data.volume_score", "top_k_mean",
+    "--data.top_k", "2",
 ]  # fmt: skip
 
 
@@ -40,7 +41,11 @@ def test_train_and_predict_write_volume_results(workdir: Path) -> None:
     with scores.open() as handle:
         rows = list(csv.DictReader(handle))
     assert sorted(row["label"] for row in rows) == ["0", "1"]
+    with (scores.parent / "slice_scores.csv").open() as handle:
+        slice_scores = list(csv.DictReader(handle))
     for row in rows:
+        own = sorted((float(s["score"]) for s in slice_scores if s["volume"] == row["volume"]), reverse=True)
+        assert float(row["score"]) == pytest.approx(sum(own[:2]) / 2, rel=1e-5)  # mean of the top 2
         written = nib.load(scores.parent / f"{row['volume']}_anomaly_map.nii.gz")
         assert written.shape == nib.load(row["path"]).shape
 

@@ -68,7 +68,11 @@ def test_engine_fit_test_predict_write_volume_results(volume_root: Path, tmp_pat
         rows = list(csv.DictReader(handle))
     assert sorted(row["path"] for row in rows) == sorted(tested)
     assert sorted(row["label"] for row in rows) == ["0", "1"]
+    with (out / "slice_scores.csv").open() as handle:
+        slice_scores = list(csv.DictReader(handle))
     for row in rows:
+        own = [float(s["score"]) for s in slice_scores if s["volume"] == row["volume"]]
+        assert float(row["score"]) == pytest.approx(max(own), rel=1e-5)  # volume score = max of slice scores
         source = nib.load(row["path"])
         result = nib.load(out / f"{row['volume']}_anomaly_map.nii.gz")
         assert result.shape == source.shape

@@ -10,7 +10,8 @@ post-processing, so normalised to ``[0, 1]`` when normalisation is on) and, per 
 * ``<results dir>/volumes/<volume name>_anomaly_map.nii.gz``: float32, the input's shape and
   affine; each slice map resized (bilinear) back to the slice's grid and put back where the slice
   came from; slices that were not scored are 0;
-* ``<results dir>/volumes/volume_scores.csv``: ``volume, score, label, slices, path``;
+* ``<results dir>/volumes/volume_scores.csv``: ``volume, score, label, slices, path``, and
+  ``slice_scores.csv``: ``volume, slice, score`` (slice numbers as in :mod:`.orientation`);
 * ``<results dir>/volumes/slices/<volume name>/<axis>_<index>.png``: the scored slices as 8-bit
   pictures, written only when the model has anomalib's image visualiser, which reads the picture
   behind each ``image_path``: the callback runs just before the visualiser and points the batch's
@@ -49,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 VolumeScore = Literal["max", "top_k_mean"]
 SCORES_FILE = "volume_scores.csv"
+SLICE_SCORES_FILE = "slice_scores.csv"
 MAP_SUFFIX = "_anomaly_map.nii.gz"
 
 
@@ -203,6 +205,12 @@ class VolumeResults(Callback):
                 if record.label_index >= 0:
                     scores.append(score)
                     labels.append(record.label_index)
+        with (path.parent / SLICE_SCORES_FILE).open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["volume", "slice", "score"])
+            for key in self.scores:
+                for index, score in sorted(self._slice_scores[key].items()):
+                    writer.writerow([records[key].name, index, f"{score:.6g}"])
         logger.info("Wrote %d volume scores to %s.", len(self.scores), path)
         return scores, labels
 
@@ -220,4 +228,12 @@ class VolumeResults(Callback):
         self._end(trainer)
 
 
-__all__ = ["MAP_SUFFIX", "SCORES_FILE", "VolumeResults", "VolumeScore", "reduce_scores", "write_anomaly_map"]
+__all__ = [
+    "MAP_SUFFIX",
+    "SCORES_FILE",
+    "SLICE_SCORES_FILE",
+    "VolumeResults",
+    "VolumeScore",
+    "reduce_scores",
+    "write_anomaly_map",
+]
