@@ -5,7 +5,7 @@ slices nibabel's array proxy, so an uncompressed ``.nii`` is memory-mapped and o
 requested slice is read. For ``.nii.gz`` nibabel seeks in the compressed stream; with
 ``indexed_gzip`` (installed with this package) and the file kept open, it remembers seek points
 as it goes, so later slices of the same file cost a short decompression instead of one from the
-file's start (about 7x faster per slice on 182x218x182 volumes). Each process therefore keeps the
+file's start. Each process therefore keeps the
 last :data:`MAX_OPEN_FILES` volumes open (a bounded cache: memory and file handles do not grow
 with the number of volumes). The NIfTI scale factors (``scl_slope``/``scl_inter``) are applied.
 
