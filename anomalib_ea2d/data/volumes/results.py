@@ -12,10 +12,10 @@ post-processing, so normalised to ``[0, 1]`` when normalisation is on) and, per 
   came from; slices that were not scored are 0;
 * ``<results dir>/volumes/volume_scores.csv``: ``volume, score, label, slices, path``, and
   ``slice_scores.csv``: ``volume, slice, score`` (slice numbers as in :mod:`.orientation`);
-* ``<results dir>/volumes/slices/<volume name>/<axis>_<index>.png``: the scored slices as 8-bit
-  pictures, written only when the model has anomalib's image visualiser, which reads the picture
-  behind each ``image_path``: the callback runs just before the visualiser and points the batch's
-  ``image_path`` at these files, so the visualiser files its heat maps under ``images/<volume name>/``;
+* for anomalib's image visualiser, which reads the picture behind each ``image_path``: the callback
+  runs just before it, writes each scored slice as an 8-bit picture ``<volume name>/<axis>_<index>.png``
+  in a temporary folder (removed at the end of the epoch) and points the batch's ``image_path`` there,
+  so the visualiser files its heat maps under ``<results dir>/images/<volume name>/``;
 * in ``test``, ``volume_AUROC`` (when both labels are present), logged next to anomalib's image and
   pixel metrics.
 
@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import csv
 import logging
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -103,6 +105,7 @@ class VolumeResults(Callback):
         self.scores: dict[str, float] = {}
         self._slice_scores: dict[str, dict[int, float]] = {}
         self._maps: dict[str, dict[int, np.ndarray]] = {}
+        self._pictures: Path | None = None
 
     def _records(self, trainer: Trainer) -> dict[str, VolumeRecord]:
         return getattr(trainer.datamodule, "volume_records", {})
@@ -147,7 +150,9 @@ class VolumeResults(Callback):
             record = records.get(key)
             if record is None:
                 continue
-            folder = self._dir(trainer) / "slices" / record.name
+            if self._pictures is None:
+                self._pictures = Path(tempfile.mkdtemp(prefix="ea2d-slices-"))
+            folder = self._pictures / record.name
             folder.mkdir(parents=True, exist_ok=True)
             picture = folder / Path(image_path).name
             Image.fromarray(np.round(record.image(index) * 255).astype(np.uint8)).save(picture)
@@ -187,6 +192,9 @@ class VolumeResults(Callback):
             write_anomaly_map(record, maps, self._dir(trainer) / f"{record.name}{MAP_SUFFIX}")
 
     def _end(self, trainer: Trainer) -> tuple[list[float], list[int]]:
+        if self._pictures is not None:
+            shutil.rmtree(self._pictures, ignore_errors=True)
+            self._pictures = None
         records = self._records(trainer)
         for key in list(self._slice_scores):
             if key not in self.scores:  # incomplete volume (e.g. a limited number of batches)
