@@ -4,7 +4,8 @@
 
 The slice is cut in the patient's frame like :class:`~anomalib_ea2d.data.MedicalVolumes` cuts it;
 by default the one where the map is largest. Left: the slice (percentile-scaled) with the lesion
-mask's outline if given; right: the map in colour over the slice, where it exceeds ``--threshold``.
+mask's outline if given; right: the map in colour over the slice's foreground, where it reaches
+``--threshold`` (default 0: everywhere; anomalib's normalised maps put the decision threshold at 0.5).
 
 Example:
     >>> import tempfile, numpy as np, nibabel as nib
@@ -38,7 +39,7 @@ def save_overlay(
     mask: str | Path | None = None,
     axis: str = "axial",
     index: int | None = None,
-    threshold: float = 0.5,
+    threshold: float = 0.0,
 ) -> int:
     """Save the picture and return the slice index shown."""
     import matplotlib as mpl  # noqa: PLC0415 - only needed for pictures
@@ -65,11 +66,11 @@ def save_overlay(
         lesion = open_volume(mask).read_slice(geometry, index) > 0
         if lesion.any():
             axes[0].contour(lesion, levels=[0.5], colors="lime", linewidths=1)
-    shown = np.ma.masked_less(heat_plane, threshold)
+    shown = np.ma.masked_where((heat_plane < threshold) | (plane <= plane.min()), heat_plane)
     picture = axes[1].imshow(shown, cmap="jet", vmin=0, vmax=1, alpha=0.6)
     figure.colorbar(picture, ax=axes[1], fraction=0.046, pad=0.04)
     axes[0].set_title(f"{Path(volume).name}, {axis} slice {index}" + (" (mask outline)" if mask else ""), fontsize=9)
-    axes[1].set_title(f"anomaly map > {threshold:g}", fontsize=9)
+    axes[1].set_title("anomaly map" + (f" >= {threshold:g}" if threshold > 0 else " (0.5 = threshold)"), fontsize=9)
     figure.tight_layout()
     figure.savefig(out, dpi=110)
     plt.close(figure)
@@ -85,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mask", type=Path)
     parser.add_argument("--axis", default="axial", choices=["axial", "coronal", "sagittal"])
     parser.add_argument("--slice", type=int, dest="index")
-    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--threshold", type=float, default=0.0)
     args = parser.parse_args(argv)
     index = save_overlay(args.volume, args.anomaly_map, args.out, args.mask, args.axis, args.index, args.threshold)
     print(f"Wrote {args.out} ({args.axis} slice {index}).")
