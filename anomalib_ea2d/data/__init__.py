@@ -35,9 +35,11 @@ if TYPE_CHECKING:
     from anomalib_ea2d.data.splits import PreparedSplit
     from anomalib_ea2d.data.synthetic_brain import SyntheticBrainParams, generate_synthetic_brain
     from anomalib_ea2d.data.synthetic_brain_mri import SyntheticBrainMRI
+    from anomalib_ea2d.data.volumes import MedicalVolumes
 
 _EXPORTS = {
     "MedicalFolder": "anomalib_ea2d.data.medical_folder",
+    "MedicalVolumes": "anomalib_ea2d.data.volumes",
     "MedicalPredictDataset": "anomalib_ea2d.data.medical_folder",
     "read_medical_image": "anomalib_ea2d.data.image_io",
     "read_medical_mask": "anomalib_ea2d.data.image_io",
@@ -56,6 +58,7 @@ _EXPORTS = {
 __all__ = [
     "MedicalFolder",
     "MedicalPredictDataset",
+    "MedicalVolumes",
     "PAPER_DATASETS",
     "PreparedSplit",
     "SyntheticBrainMRI",

@@ -1,0 +1,63 @@
+"""Splits move whole volumes, label-balanced where asked, reproducibly with a seed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from anomalib_ea2d.data.volumes import MedicalVolumes
+from anomalib_ea2d.data.volumes.splits import volume_partition
+from tests.helpers.volumes import write_nifti_set
+
+
+def test_partition_is_seeded_and_label_aware() -> None:
+    volumes = [f"v{i}" for i in range(10)]
+    labels = [0] * 6 + [1] * 4
+    kept, taken = volume_partition(volumes, labels, 0.5, seed=3, label_aware=True)
+    assert sorted(kept + taken) == volumes
+    assert not set(kept) & set(taken)
+    assert sorted(labels[volumes.index(v)] for v in taken) == [0, 0, 0, 1, 1]
+    assert volume_partition(volumes, labels, 0.5, seed=3, label_aware=True) == (kept, taken)
+    assert any(volume_partition(volumes, labels, 0.5, seed=s, label_aware=True)[1] != taken for s in range(4, 10))
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_nifti_set(tmp_path_factory.mktemp("splits") / "set", train=6, test_normal=4, test_abnormal=4)
+
+
+@pytest.mark.parametrize(
+    ("val_split_mode", "normal_test_dir"),
+    [("from_test", "test/good"), ("from_train", "test/good"), ("from_test", None)],
+)
+def test_no_volume_is_on_both_sides(root: Path, val_split_mode: str, normal_test_dir: str | None) -> None:
+    datamodule = MedicalVolumes(
+        name="v",
+        root=root,
+        normal_dir="train/good",
+        abnormal_dir="test/lesion",
+        normal_test_dir=normal_test_dir,
+        mask_dir="ground_truth/lesion",
+        val_split_mode=val_split_mode,
+        test_split_ratio=0.34,
+        num_workers=0,
+        seed=1,
+    )
+    datamodule.setup()
+    subsets = {name: set(getattr(datamodule, f"{name}_data").volumes) for name in ("train", "val", "test")}
+    assert all(subsets.values())
+    assert not subsets["train"] & subsets["val"]
+    assert not subsets["train"] & subsets["test"]
+    assert not subsets["val"] & subsets["test"]
+    for name in ("train", "val", "test"):  # every slice of a volume went with it
+        samples = getattr(datamodule, f"{name}_data").samples
+        for volume in subsets[name]:
+            assert len(samples[samples.volume == volume]) == len(datamodule.volume_records[volume].slices)
+    labels = {datamodule.volume_records[v].label_index for v in subsets["test"]}
+    assert labels == {0, 1}  # normal volumes are tested even without normal_test_dir
+
+
+def test_synthetic_split_modes_are_refused() -> None:
+    with pytest.raises(ValueError, match="Synthetic anomalies need image files"):
+        MedicalVolumes(name="v", normal_dir="x", val_split_mode="synthetic")
