@@ -68,10 +68,14 @@ def _run_study(study: str, config: object, output: Path, isolate: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the requested studies; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     logger.setLevel(logging.INFO)
-    configs = load_preset(args.preset, args.data_root)
+    try:
+        configs = load_preset(args.preset, args.data_root)
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))  # exits with status 2
     overrides = {"compare": {"models": args.models, "backends": args.backends}, "ablation": {"seeds": args.seeds}}
     for study, values in overrides.items():
         given = {key: tuple(value) for key, value in values.items() if value}

@@ -257,7 +257,8 @@ def load_preset(preset: str | Path, data_root: Path | None = None) -> dict[str, 
     try:
         configs = vars(parser.instantiate_classes(parser.parse_path(path)))
     except ArgumentError as error:
-        msg = f"Benchmark preset {path} is invalid: {error}. Fix the file (full.yaml there sets every field)."
+        reason = " ".join(str(error).split())
+        msg = f"Benchmark preset {path} is invalid: {reason}; fix that field (configs/benchmark/full.yaml sets all)."
         raise ValueError(msg) from error
     if data_root is not None:
         for study in ("compare", "goals", "ablation"):
