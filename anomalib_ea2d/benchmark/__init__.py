@@ -64,31 +64,33 @@ if TYPE_CHECKING:
     from anomalib_ea2d.benchmark.metrics import METRIC_KEYS, compute_metrics
     from anomalib_ea2d.benchmark.scaling import run_scaling
 
-_MODULES = {
-    "ablation": ("build_ablation", "run_ablation"),
-    "builders": ("build_model", "quiet_lightning"),
-    "cli": ("main",),
-    "compare": ("run_compare",),
-    "config": (
-        "ABLATIONS",
-        "BACKENDS",
-        "MODEL_NAMES",
-        "AblationConfig",
-        "CompareConfig",
-        "DataSpec",
-        "GoalThresholds",
-        "GoalsConfig",
-        "GpuConfig",
-        "ScalingConfig",
-        "load_preset",
-    ),
-    "goals": ("run_goals",),
-    "gpu": ("run_gpu",),
-    "measure": ("PeakRSS", "summarize", "time_calls"),
-    "metrics": ("METRIC_KEYS", "compute_metrics"),
-    "scaling": ("run_scaling",),
+_EXPORTS = {
+    "build_ablation": "anomalib_ea2d.benchmark.ablation",
+    "run_ablation": "anomalib_ea2d.benchmark.ablation",
+    "build_model": "anomalib_ea2d.benchmark.builders",
+    "quiet_lightning": "anomalib_ea2d.benchmark.builders",
+    "main": "anomalib_ea2d.benchmark.cli",
+    "run_compare": "anomalib_ea2d.benchmark.compare",
+    "ABLATIONS": "anomalib_ea2d.benchmark.config",
+    "AblationConfig": "anomalib_ea2d.benchmark.config",
+    "BACKENDS": "anomalib_ea2d.benchmark.config",
+    "CompareConfig": "anomalib_ea2d.benchmark.config",
+    "DataSpec": "anomalib_ea2d.benchmark.config",
+    "GoalThresholds": "anomalib_ea2d.benchmark.config",
+    "GoalsConfig": "anomalib_ea2d.benchmark.config",
+    "GpuConfig": "anomalib_ea2d.benchmark.config",
+    "MODEL_NAMES": "anomalib_ea2d.benchmark.config",
+    "ScalingConfig": "anomalib_ea2d.benchmark.config",
+    "load_preset": "anomalib_ea2d.benchmark.config",
+    "run_goals": "anomalib_ea2d.benchmark.goals",
+    "run_gpu": "anomalib_ea2d.benchmark.gpu",
+    "PeakRSS": "anomalib_ea2d.benchmark.measure",
+    "summarize": "anomalib_ea2d.benchmark.measure",
+    "time_calls": "anomalib_ea2d.benchmark.measure",
+    "METRIC_KEYS": "anomalib_ea2d.benchmark.metrics",
+    "compute_metrics": "anomalib_ea2d.benchmark.metrics",
+    "run_scaling": "anomalib_ea2d.benchmark.scaling",
 }
-_EXPORTS = {name: f"{__name__}.{module}" for module, names in _MODULES.items() for name in names}
 
 __all__ = [
     "ABLATIONS",

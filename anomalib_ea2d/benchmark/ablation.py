@@ -22,7 +22,7 @@ from torch import nn
 from anomalib_ea2d.benchmark.builders import build_datamodule, build_engine, build_model, quiet_lightning
 from anomalib_ea2d.benchmark.config import ABLATIONS, AblationConfig
 from anomalib_ea2d.benchmark.measure import StepTimer, set_threads
-from anomalib_ea2d.benchmark.metrics import METRIC_KEYS
+from anomalib_ea2d.benchmark.metrics import METRIC_KEYS, METRIC_LABELS
 from anomalib_ea2d.benchmark.report import Table, fmt, write_study
 from anomalib_ea2d.lightning_model import EA2D
 from anomalib_ea2d.torch_model import EA2DModel
@@ -128,16 +128,7 @@ def ablation_summary(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def ablation_table(rows: Sequence[dict[str, Any]], config: AblationConfig) -> Table:
     """Markdown table of the ``ablation`` study."""
     table = Table(
-        header=[
-            "variant",
-            "image AUROC",
-            "image F1",
-            "pixel AUROC",
-            "pixel AUPRO",
-            "PRO@0.5",
-            "step (ms)",
-            "parameters (M)",
-        ],
+        header=["variant", *(METRIC_LABELS[key] for key in METRIC_KEYS), "step (ms)", "parameters (M)"],
         caption=f"EA2D {config.backbone} (random init), {config.data.image_size} px, {config.train_steps} steps of "
         f"batch {config.train_batch_size} per run, seeds {', '.join(map(str, config.seeds))}; mean +- sample std.",
     )

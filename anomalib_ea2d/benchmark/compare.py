@@ -32,7 +32,7 @@ from anomalib_ea2d.benchmark.builders import (
 )
 from anomalib_ea2d.benchmark.config import CompareConfig
 from anomalib_ea2d.benchmark.measure import PeakRSS, StepTimer, set_threads, summarize, time_calls
-from anomalib_ea2d.benchmark.metrics import METRIC_KEYS, compute_metrics
+from anomalib_ea2d.benchmark.metrics import METRIC_KEYS, METRIC_LABELS, compute_metrics
 from anomalib_ea2d.benchmark.report import Point, Table, fmt, fmt_range, write_scatter, write_study
 
 logger = logging.getLogger(__name__)
@@ -161,11 +161,7 @@ def compare_tables(rows: Sequence[dict[str, Any]], config: CompareConfig) -> lis
     training = Table(
         header=[
             "model",
-            "image AUROC",
-            "image F1",
-            "pixel AUROC",
-            "pixel AUPRO",
-            "PRO@0.5",
+            *(METRIC_LABELS[key] for key in METRIC_KEYS),
             "fit (s)",
             "step (ms, median [min-max])",
             "train peak RSS (MiB)",

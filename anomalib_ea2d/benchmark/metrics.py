@@ -23,6 +23,15 @@ PRO figure of papers); ``pixel_PRO`` is anomalib's PRO at one threshold (0.5 of 
 map), which a map that is high everywhere also scores well on.
 """
 
+METRIC_LABELS: dict[str, str] = {
+    "image_AUROC": "image AUROC",
+    "image_F1Score": "image F1",
+    "pixel_AUROC": "pixel AUROC",
+    "pixel_AUPRO": "pixel AUPRO",
+    "pixel_PRO": "PRO@0.5",
+}
+"""Column headers of the metrics in the reports."""
+
 PRO_THRESHOLD = 0.5
 """Binarisation threshold of PRO on the post-processed (normalised) anomaly maps, anomalib's default."""
 
@@ -79,4 +88,4 @@ def compute_metrics(outputs: Sequence[dict[str, torch.Tensor]], batches: Sequenc
     return {key: float(metric.compute()) for key, metric in metrics.items()}
 
 
-__all__ = ["METRIC_KEYS", "PRO_THRESHOLD", "compute_metrics", "metric_objects", "shared_evaluator"]
+__all__ = ["METRIC_KEYS", "METRIC_LABELS", "PRO_THRESHOLD", "compute_metrics", "metric_objects", "shared_evaluator"]
