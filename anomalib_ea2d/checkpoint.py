@@ -1,9 +1,12 @@
 """Clear errors when a file given to EA2D as a checkpoint is not an EA2D checkpoint.
 
 Without these checks, a state dict saved by the paper's reference code fails deep in Lightning
-with ``KeyError: 'pytorch-lightning_version'``, and another anomalib model's checkpoint fails with
-a ``weights_only`` unpickling error or hundreds of missing keys. Here each case gets one message
-saying what the file is and which entry point loads it:
+with ``KeyError: 'pytorch-lightning_version'``, another anomalib model's checkpoint fails with
+a ``weights_only`` unpickling error or hundreds of missing keys, and a file that is no PyTorch file
+at all (empty after an interrupted copy, a Git LFS pointer, an HTML error page saved as ``.ckpt``)
+fails with a bare ``EOFError``/``KeyError`` or misleading ``weights_only`` advice. Here each case gets
+one message saying what the file is and what to do (:func:`describe_file_problem` looks at the
+first bytes before torch reads anything), in every entry point:
 
 * :func:`check_checkpoint_file` for ``EA2D.load_from_checkpoint``;
 * :class:`GuardedCheckpointIO` (installed by :func:`guard_trainer_checkpoints`) for the trainer's
@@ -14,6 +17,7 @@ saying what the file is and which entry point loads it:
 from __future__ import annotations
 
 import pickle
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,8 +37,105 @@ _CONVERT_HINT = (
 )
 
 
+_HEAD_BYTES = 512
+_LFS_POINTER = b"version https://git-lfs"
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6
+_PICKLE_PROTOCOL = b"\x80"  # every binary pickle starts with this protocol marker
+_LEGACY_MAGIC = b"\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # legacy torch.save: pickled magic number
+
+
 class CheckpointFormatError(ValueError):
     """A file passed as an EA2D checkpoint is something else; the message says what and how to load it."""
+
+
+def _text_head(head: bytes) -> str | None:
+    """The first bytes as text if they look like text (UTF-8, no control characters but whitespace)."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        try:  # the head may end inside a multi-byte character
+            text = head[:-3].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if any(not char.isprintable() and char not in "\t\r\n\f" for char in text):
+        return None
+    return text
+
+
+def describe_file_problem(path: str | Path) -> str | None:
+    r"""Why the file at ``path`` is no PyTorch checkpoint at all, judged from its first bytes, or ``None``.
+
+    Recognised: an empty file, a Git LFS pointer, an HTML page, other text, a plain pickle, other
+    non-torch bytes and a torch zip archive cut short. ``None`` means the file may be a torch file
+    (it is not loaded here).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "model.ckpt"
+        >>> _ = path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 9\n")
+        >>> describe_file_problem(path)  # doctest: +ELLIPSIS
+        '... is a Git LFS pointer (a small text file that stands in for the real file), not the checkpoint; ...'
+    """
+    path = Path(path)
+    with path.open("rb") as file:
+        head = file.read(_HEAD_BYTES)
+    if not head:
+        return (
+            f"{path} is empty (0 bytes), not a checkpoint: the copy or download was interrupted or the disk was full; "
+            "copy the model.ckpt written by training again."
+        )
+    if head.startswith(_LFS_POINTER):
+        return (
+            f"{path} is a Git LFS pointer (a small text file that stands in for the real file), not the checkpoint; "
+            "fetch the real file with `git lfs pull` in the repository (after `git lfs install`), or download it again."
+        )
+    if head.startswith((_ZIP_MAGIC, _PICKLE_PROTOCOL)):
+        return _describe_binary(path, head)
+    return _describe_other_bytes(path, head)
+
+
+def _describe_binary(path: Path, head: bytes) -> str | None:
+    """``None`` for a complete zip archive or a legacy torch file; what it is for a cut zip or a plain pickle."""
+    if head.startswith(_ZIP_MAGIC):
+        if zipfile.is_zipfile(path):
+            return None
+        return (
+            f"{path} is an incomplete or damaged checkpoint (its zip archive has no end): the copy or download was "
+            "probably interrupted; copy the model.ckpt written by training again."
+        )
+    if _LEGACY_MAGIC in head[:32]:  # after the protocol marker (and a frame header from protocol 4 on)
+        return None
+    return (
+        f"{path} is a Python pickle file, not a PyTorch checkpoint (torch.save writes a zip archive); "
+        "pass the model.ckpt written by anomalib training."
+    )
+
+
+def _describe_other_bytes(path: Path, head: bytes) -> str:
+    """What a file that starts like no torch file is: an HTML page, other text, or unknown bytes."""
+    text = _text_head(head)
+    if text is None:
+        return (
+            f"{path} is not a PyTorch checkpoint (it starts with the bytes {head[:8]!r}); "
+            "pass the model.ckpt written by anomalib training."
+        )
+    if "<html" in text.lower() or text.lstrip().lower().startswith("<!doctype html"):
+        return (
+            f"{path} is an HTML page, not a checkpoint (probably an error or login page saved by a failed download); "
+            "download the model.ckpt again and check the link and your access."
+        )
+    first_line = text.strip().splitlines()[0][:60] if text.strip() else ""
+    return (
+        f"{path} is a text file (it starts with {first_line!r}), not a checkpoint; "
+        "pass the model.ckpt written by anomalib training."
+    )
+
+
+def _check_file_bytes(path: str | Path) -> None:
+    """Raise :class:`CheckpointFormatError` if :func:`describe_file_problem` finds a problem."""
+    problem = describe_file_problem(path)
+    if problem is not None:
+        raise CheckpointFormatError(problem)
 
 
 def _is_reference_state_dict(keys: list[str]) -> bool:
@@ -118,6 +219,7 @@ def check_checkpoint_file(path: str | Path, weights_only: bool | None = None) ->
     if not path.is_file():
         msg = f"Checkpoint file {path} does not exist; pass the model.ckpt written by training (see weights/lightning)."
         raise FileNotFoundError(msg)
+    _check_file_bytes(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=weights_only is not False, mmap=True)
     except pickle.UnpicklingError as error:
@@ -167,6 +269,8 @@ class GuardedCheckpointIO(CheckpointIO):
         kwargs: dict[str, Any] = {"weights_only": weights_only}
         if map_location is not None:
             kwargs["map_location"] = map_location
+        if isinstance(path, str | Path) and Path(path).is_file():  # a missing path keeps Lightning's own message
+            _check_file_bytes(path)
         try:
             checkpoint = self.inner.load_checkpoint(path, **kwargs)
         except pickle.UnpicklingError as error:
@@ -186,7 +290,7 @@ class GuardedCheckpointIO(CheckpointIO):
 
 
 def guard_trainer_checkpoints(trainer: Trainer | None) -> None:
-    """Make ``trainer`` check the files it loads as checkpoints (idempotent; call from ``setup``).
+    """Make ``trainer`` check the files it loads as checkpoints through :class:`GuardedCheckpointIO` (idempotent).
 
     Example:
         >>> from lightning.pytorch import Trainer
@@ -208,5 +312,6 @@ __all__ = [
     "check_checkpoint_file",
     "check_not_reference_state_dict",
     "describe_checkpoint_problem",
+    "describe_file_problem",
     "guard_trainer_checkpoints",
 ]

@@ -10,10 +10,10 @@ take precedence over the recipe.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 from anomalib import LearningType
 from anomalib.data import Batch
 from anomalib.metrics import AUROC, PRO, Evaluator, F1Score
@@ -21,13 +21,14 @@ from anomalib.models.components import AnomalibModule
 from anomalib.post_processing import PostProcessor
 from anomalib.pre_processing import PreProcessor
 from anomalib.visualization import Visualizer
-from lightning.pytorch.callbacks import Timer
+from lightning.pytorch.callbacks import Callback, Timer
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import optim
 
 from anomalib_ea2d._hook import register
 from anomalib_ea2d.anomaly_map import ScoreReduction
-from anomalib_ea2d.checkpoint import check_checkpoint_file, guard_trainer_checkpoints
+from anomalib_ea2d.checkpoint import check_checkpoint_file
+from anomalib_ea2d.guards import CheckpointGuard, InputGuard, NumericsGuard
 from anomalib_ea2d.loss import EA2DLoss
 from anomalib_ea2d.torch_model import INPUT_MULTIPLE, EA2DModel
 
@@ -211,9 +212,8 @@ class EA2D(AnomalibModule):
         )
 
     def setup(self, stage: str) -> None:
-        """Check checkpoints the trainer loads; apply the recipe's training length when the trainer was given none."""
+        """Apply the recipe's training length when the trainer was given none."""
         trainer = self._trainer
-        guard_trainer_checkpoints(trainer)  # clear errors for a wrong --ckpt_path (runs before Lightning restores it)
         if stage != "fit" or trainer is None:
             return
         fit_loop = trainer.fit_loop
@@ -229,46 +229,26 @@ class EA2D(AnomalibModule):
                 "EA2D trains for %d steps (model max_steps; set --trainer.max_steps to change).", self.hparams.max_steps
             )
 
+    def configure_callbacks(self) -> list[Callback]:
+        """The anomalib components' callbacks (pre/post-processing, metrics, visualiser) plus the safety guards."""
+        callbacks = super().configure_callbacks()
+        components = list(callbacks) if isinstance(callbacks, Sequence) else [callbacks]
+        return [*components, InputGuard(), NumericsGuard(), CheckpointGuard()]
+
     def training_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
         """Compute the weighted EA2D loss and log its terms."""
         del args, kwargs
-        statistics = [buffer for buffer in self.model.buffers() if buffer.is_floating_point()]
-        running = [buffer.detach().clone() for buffer in statistics]  # BatchNorm statistics before the batch
-        terms = self.loss.terms(self.model(batch.image))
+        terms = self.loss.terms(self.model(batch.image.to(self.dtype)))  # anomalib batches are float32
         loss = self.loss.combine(terms)
-        # One device sync for the loss and every statistic.
-        finite = torch.stack([torch.isfinite(loss), *(torch.isfinite(buffer).all() for buffer in statistics)])
-        if not bool(finite.all()):
-            loss_finite = bool(finite[0])
-            with torch.no_grad():  # the forward pass already put this batch into the BatchNorm statistics: undo it
-                for buffer, saved in zip(statistics, running, strict=True):
-                    buffer.copy_(saved)
-            problem = "BatchNorm statistics became NaN/Inf" if loss_finite else f"loss became {loss.item()}"
-            msg = (
-                f"EA2D {problem} at step {self.global_step}; training stopped before the weights turn into NaN. "
-                "Lower lr/encoder_lr, check the input images for NaN/Inf, or keep gradient clipping on."
-            )
-            raise FloatingPointError(msg)
         batch_size = batch.image.shape[0]
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size)
         self.log_dict({f"train_{k}": v for k, v in terms.items()}, on_step=True, on_epoch=False, batch_size=batch_size)
         return {"loss": loss}
 
-    def on_before_optimizer_step(self, optimizer: optim.Optimizer) -> None:
-        """Stop before the optimizer step if a gradient is NaN/Inf (a finite loss can still have them)."""
-        del optimizer
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        if grads and not torch.isfinite(torch.nn.utils.get_total_norm(grads)):
-            msg = (
-                f"EA2D gradients became NaN/Inf at step {self.global_step}; training stopped before the weights "
-                "turn into NaN. Lower lr/encoder_lr, check the input images for NaN/Inf, or keep gradient clipping on."
-            )
-            raise FloatingPointError(msg)
-
     def validation_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
         """Predict scores and anomaly maps for the batch."""
         del args, kwargs
-        predictions = self.model(batch.image)
+        predictions = self.model(batch.image.to(self.dtype))
         return batch.update(**predictions._asdict())
 
     @property

@@ -24,6 +24,7 @@ from torch import nn
 from anomalib_ea2d.anomaly_map import AnomalyMapGenerator, ScoreReduction, rotate180, view_anomaly_map
 from anomalib_ea2d.backbone import create_encoder
 from anomalib_ea2d.components import EA2DDecoder, SelfAttention2d, StageSpec
+from anomalib_ea2d.components.batchnorm import freeze_batchnorm_statistics, set_batchnorm_momentum
 from anomalib_ea2d.components.fusion import FoldedGraphCache
 
 SUPPORTED_BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "wide_resnet50_2")
@@ -126,7 +127,8 @@ class EA2DModel(nn.Module):
             ``.tv_in1k``, unless the backbone names another tag).
         backbone_weights: Path of a local torchvision- or timm-format ResNet checkpoint to load
             into the encoder instead of downloading (for machines without network access).
-        freeze_encoder_bn: Keep the encoder's BatchNorms in eval mode while training.
+        freeze_encoder_bn: Normalise with the encoder's running BatchNorm statistics in training too and never
+            update them (their affine parameters still train), as the reference's OCT2017 recipe.
         score_reduction: Per-view image score, ``"max"`` or ``"mean"`` of the anomaly map.
         sigma: Gaussian smoothing of the anomaly map (0: none, as the reference).
         bn_momentum: If given, the momentum of every BatchNorm in the model.
@@ -178,12 +180,9 @@ class EA2DModel(nn.Module):
         """Use the BatchNorm-folded, channels-last path in eval mode (set ``False`` to run the plain modules)."""
         self._folded = FoldedGraphCache(leaves=(SelfAttention2d,))
         if bn_momentum is not None:
-            if not 0.0 <= bn_momentum <= 1.0:
-                msg = f"bn_momentum must be in [0, 1], got {bn_momentum}."
-                raise ValueError(msg)
-            for module in self.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):  # noqa: SLF001
-                    module.momentum = bn_momentum
+            set_batchnorm_momentum(self, bn_momentum)
+        if freeze_encoder_bn:  # in the layers themselves: holds whatever sets the modules' train/eval flags
+            freeze_batchnorm_statistics(self.encoder)
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:  # noqa: ANN401
         """Load an ``EA2DModel`` state dict; a reference-code state dict raises an error naming the converter."""
@@ -191,15 +190,6 @@ class EA2DModel(nn.Module):
 
         check_not_reference_state_dict(state_dict)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
-
-    def train(self, mode: bool = True) -> EA2DModel:
-        """Set train/eval mode; with ``freeze_encoder_bn`` the encoder's BatchNorms stay in eval mode."""
-        super().train(mode)
-        if mode and self.freeze_encoder_bn:
-            for module in self.encoder.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):  # noqa: SLF001
-                    module.eval()
-        return self
 
     def _encoder_uses_batch_stats(self) -> bool:
         return any(

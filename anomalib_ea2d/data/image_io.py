@@ -314,7 +314,7 @@ def find_bad_images(
 
 def describe_bad_images(bad: dict[str, str], total: int, what: str, limit: int = 10) -> str:
     """One message listing up to ``limit`` unusable files with their problems and how many there are."""
-    shown = "; ".join(problem for problem in list(bad.values())[:limit])
+    shown = "; ".join(problem.rstrip(".") for problem in list(bad.values())[:limit])
     more = f"; ... and {len(bad) - limit} more (all listed in the log)" if len(bad) > limit else ""
     return f"{len(bad)} of {total} images of {what} cannot be used: {shown}{more}"
 

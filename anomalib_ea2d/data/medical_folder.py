@@ -25,6 +25,7 @@ From the command line::
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +38,9 @@ from anomalib.data import Folder, PredictDataset
 from anomalib.data.dataclasses import DatasetItem, ImageItem
 from anomalib.data.datasets.image.folder import FolderDataset
 from anomalib.data.utils import LabelName, Split, TestSplitMode, ValSplitMode
+from lightning.pytorch import Trainer
+from lightning.pytorch.trainer.states import TrainerFn
+from torch.utils.data import DataLoader
 from torchvision.transforms.v2 import Transform
 from torchvision.tv_tensors import Mask
 
@@ -49,6 +53,7 @@ from anomalib_ea2d.data.image_io import (
     read_medical_image,
     read_medical_mask,
 )
+from anomalib_ea2d.data.mask_pairing import list_masks, pair_masks, resolve_folders
 
 logger = logging.getLogger(__name__)
 
@@ -87,9 +92,40 @@ class MedicalFolderDataset(FolderDataset):
         1.0
     """
 
-    def __init__(self, *args, intensity_scaling: IntensityScaling = "dtype", **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        name: str,
+        normal_dir: str | Path | Sequence[str | Path],
+        augmentations: Transform | None = None,
+        root: str | Path | None = None,
+        abnormal_dir: str | Path | Sequence[str | Path] | None = None,
+        normal_test_dir: str | Path | Sequence[str | Path] | None = None,
+        mask_dir: str | Path | Sequence[str | Path] | None = None,
+        split: str | Split | None = None,
+        extensions: tuple[str, ...] | None = None,
+        intensity_scaling: IntensityScaling = "dtype",
+    ) -> None:
         self.intensity_scaling = check_intensity_scaling(intensity_scaling)
+        # anomalib pairs masks with images by sorted position and fails with a pandas error when one is
+        # missing; pair them here instead, by name, so a missing mask is reported as such (see pair_masks)
+        super().__init__(
+            name=name,
+            normal_dir=normal_dir,
+            augmentations=augmentations,
+            root=root,
+            abnormal_dir=abnormal_dir,
+            normal_test_dir=normal_test_dir,
+            mask_dir=None,
+            split=split,
+            extensions=extensions,
+        )
+        self.mask_dir = mask_dir
+        if mask_dir is not None and abnormal_dir is not None:
+            masks = list_masks(mask_dir, root, extensions)
+            abnormal = self.samples.label_index == LabelName.ABNORMAL
+            images = list(self.samples.loc[abnormal, "image_path"])
+            self.samples.loc[abnormal, "mask_path"] = pair_masks(images, masks, resolve_folders(mask_dir, root)[0])
+            self.samples.attrs["task"] = TaskType.SEGMENTATION.value
 
     def __getitem__(self, index: int) -> DatasetItem:
         """Read sample ``index``: image, mask (zeros for normal images) and label, then augment."""
@@ -300,18 +336,44 @@ class MedicalPredictDataset(PredictDataset):
     ) -> None:
         super().__init__(path=path, transform=transform, image_size=image_size)
         self.intensity_scaling = check_intensity_scaling(intensity_scaling)
-        if not check_images:
-            return
-        on_bad_image = _check_on_bad_image(on_bad_image)
+        if check_images:
+            self._check_images(f"predict folder {path}", _check_on_bad_image(on_bad_image))
+
+    @classmethod
+    def from_predict_dataset(
+        cls, dataset: PredictDataset, intensity_scaling: IntensityScaling = "dtype"
+    ) -> MedicalPredictDataset:
+        """The files of anomalib's ``PredictDataset`` (same order and transform), read and checked as here.
+
+        Raises:
+            ValueError: Listing every unusable file (``on_bad_image="error"``).
+
+        Example:
+            >>> import tempfile, numpy as np
+            >>> from PIL import Image
+            >>> folder = Path(tempfile.mkdtemp())
+            >>> Image.fromarray(np.full((8, 8), 65535, np.uint16)).save(folder / "scan.png")
+            >>> float(MedicalPredictDataset.from_predict_dataset(PredictDataset(folder))[0].image.max())
+            1.0
+        """
+        files = list(dataset.image_filenames)
+        medical = cls(files[0], transform=dataset.transform, image_size=dataset.image_size, check_images=False)
+        medical.intensity_scaling = check_intensity_scaling(intensity_scaling)
+        medical.image_filenames = files
+        folder = Path(os.path.commonpath([str(file) for file in files]))
+        medical._check_images(f"predict folder {folder.parent if folder.is_file() else folder}", "error")
+        return medical
+
+    def _check_images(self, what: str, on_bad_image: OnBadImage) -> None:
         bad = find_bad_images(self.image_filenames, intensity_scaling=self.intensity_scaling)
         if not bad:
             return
-        what = f"predict folder {path}"
         log_bad_images(bad, what)
         if on_bad_image == "error":
             msg = (
                 f"{describe_bad_images(bad, len(self.image_filenames), what)}. Fix or remove these files, "
-                "or pass on_bad_image='skip' to predict without them."
+                "or predict with --data anomalib_ea2d.data.medical_folder.MedicalPredictDataset --data.path ... "
+                "--data.on_bad_image skip to leave them out."
             )
             raise ValueError(msg)
         self.image_filenames = [name for name in self.image_filenames if str(name) not in bad]
@@ -329,4 +391,48 @@ class MedicalPredictDataset(PredictDataset):
         return ImageItem(image=image, image_path=str(path))
 
 
-__all__ = ["MedicalFolder", "MedicalFolderDataset", "MedicalPredictDataset"]
+def read_predict_paths_with_medical_reader(trainer: Trainer | None) -> None:
+    """Make ``anomalib predict --data <folder or file>`` read and check its images as here.
+
+    anomalib's ``Engine.predict`` wraps a plain path in its ``PredictDataset``, whose Pillow reader
+    stops at a corrupt file with a bare ``UnidentifiedImageError`` and clips 16-bit images to 8 bits.
+    Called from the model's ``setup`` (after the trainer has its predict dataloaders, before it builds
+    them), this replaces each dataloader over exactly that dataset by one over
+    :meth:`MedicalPredictDataset.from_predict_dataset`: same files, order, batch size and collation;
+    8-bit images give the same tensors; unusable files are listed in one error before predicting.
+
+    Example:
+        >>> from lightning.pytorch import Trainer
+        >>> read_predict_paths_with_medical_reader(Trainer(logger=False, enable_progress_bar=False))
+    """
+    if trainer is None or trainer.state.fn != TrainerFn.PREDICTING:
+        return
+    source = trainer.predict_loop._data_source  # noqa: SLF001 - where Trainer.predict keeps the dataloaders given
+    instance = source.instance
+    if isinstance(instance, DataLoader):
+        source.instance = _medical_loader(instance)
+    elif isinstance(instance, list):
+        source.instance = [_medical_loader(item) if isinstance(item, DataLoader) else item for item in instance]
+
+
+def _medical_loader(loader: DataLoader) -> DataLoader:
+    if type(loader.dataset) is not PredictDataset:  # a dataset chosen by the user (or already ours) stays
+        return loader
+    dataset = MedicalPredictDataset.from_predict_dataset(loader.dataset)
+    logger.info("EA2D predict: %d images read with the medical-image reader (all checked).", len(dataset))
+    return DataLoader(
+        dataset,
+        batch_size=loader.batch_size,
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+    )
+
+
+__all__ = [
+    "MedicalFolder",
+    "MedicalFolderDataset",
+    "MedicalPredictDataset",
+    "pair_masks",
+    "read_predict_paths_with_medical_reader",
+]

@@ -1,4 +1,4 @@
-"""Command line to build the paper's reference splits from raw downloads.
+"""Prepare the paper's reference splits from raw downloads: :func:`prepare_dataset` and its command line.
 
 Usage::
 
@@ -8,8 +8,16 @@ Usage::
     python -m anomalib_ea2d.data.prepare br35h     --raw ~/raw/Br35H     --out datasets/Br35H
 
 then train with the matching config, e.g.
-``anomalib train --config configs/oct2017.yaml --data.root datasets/OCT2017``.
-See :mod:`anomalib_ea2d.data.paper_datasets` for the splits and the raw layouts.
+``anomalib train --config configs/oct2017.yaml --data.root datasets/OCT2017`` (EA2D's recipe) or
+``anomalib train --model ReverseDistillation --config configs/data/oct2017.yaml`` (any anomalib model).
+Each dataset's split and raw layout are described in its module (:mod:`anomalib_ea2d.data.oct2017`,
+:mod:`~anomalib_ea2d.data.aptos2019`, :mod:`~anomalib_ea2d.data.isic2018`,
+:mod:`~anomalib_ea2d.data.br35h`); the output layout in :mod:`anomalib_ea2d.data.splits`.
+
+Example:
+    >>> from anomalib_ea2d.data.prepare import PAPER_DATASETS
+    >>> PAPER_DATASETS["aptos2019"]
+    SplitCounts(train_normal=1000, test_normal=805, test_abnormal=1857)
 """
 
 from __future__ import annotations
@@ -17,11 +25,51 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from anomalib_ea2d.data.paper_datasets import PAPER_DATASETS, prepare_dataset
+from anomalib_ea2d.data import aptos2019, br35h, isic2018, oct2017
+from anomalib_ea2d.data.splits import PreparedSplit, SplitCounts
+
+PREPARERS: dict[str, Callable[..., PreparedSplit]] = {
+    "oct2017": oct2017.prepare_oct2017,
+    "aptos2019": aptos2019.prepare_aptos2019,
+    "isic2018": isic2018.prepare_isic2018,
+    "br35h": br35h.prepare_br35h,
+}
+"""Dataset key -> its ``prepare_*`` function."""
+
+PAPER_DATASETS: dict[str, SplitCounts] = {
+    "oct2017": oct2017.PAPER_COUNTS,
+    "aptos2019": aptos2019.PAPER_COUNTS,
+    "isic2018": isic2018.PAPER_COUNTS,
+    "br35h": br35h.PAPER_COUNTS,
+}
+"""The paper's split sizes, checked after preparation unless ``expected_counts=None``."""
+
+
+def prepare_dataset(name: str, raw: str | Path, out: str | Path, **kwargs: Any) -> PreparedSplit:  # noqa: ANN401
+    """Prepare one of the paper datasets by key (``oct2017``, ``aptos2019``, ``isic2018``, ``br35h``).
+
+    Args:
+        name: Dataset key.
+        raw: Raw download folder.
+        out: Output folder.
+        **kwargs: Options of the matching ``prepare_*`` function.
+
+    Returns:
+        The prepared split.
+
+    Example:
+        >>> from anomalib_ea2d.data import prepare_dataset
+        >>> prepare_dataset("br35h", "raw/Br35H", "datasets/Br35H")  # doctest: +SKIP
+    """
+    key = name.lower()
+    if key not in PREPARERS:
+        msg = f"Unknown dataset {name!r}; choose one of {sorted(PREPARERS)}."
+        raise ValueError(msg)
+    return PREPARERS[key](raw, out, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:

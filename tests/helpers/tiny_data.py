@@ -7,6 +7,7 @@ saved under ``ground_truth/bad``. The layout is the one anomalib's ``Folder`` da
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -46,3 +47,20 @@ FOLDER_ARGS = {
     "num_workers": 0,
 }
 """Folder datamodule arguments for :func:`make_tiny_folder_dataset`'s layout (besides ``root``)."""
+
+
+def tiny_synthetic_brain(root: Path, size: int = 64) -> Any:
+    """A ``SyntheticBrainMRI`` datamodule of a seconds-sized set (8 train, 4 + 4 test slices) under ``root``."""
+    from anomalib_ea2d.data import SyntheticBrainMRI  # noqa: PLC0415 (keeps this module free of torch)
+
+    return SyntheticBrainMRI(
+        root=root,
+        image_size=size,
+        num_train=8,
+        num_test_normal=4,
+        num_test_abnormal=4,
+        slices_per_subject=2,
+        train_batch_size=4,
+        eval_batch_size=8,
+        num_workers=0,
+    )

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import yaml
 
-from anomalib_ea2d.demo import DEFAULT_CONFIG, run
+from anomalib_ea2d.demo import DEFAULT_CONFIG, load_config, run
 
 STEPS = 2
 
 
 def test_demo_writes_metrics_heatmaps_and_openvino_model(tmp_path: Path) -> None:
-    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config = load_config(DEFAULT_CONFIG)
     config["trainer"].update(val_check_interval=STEPS, accelerator="cpu", devices=1)
     config["model"]["init_args"].update(max_steps=STEPS, image_size=64)
     config["data"]["init_args"].update(

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_folder_dataset
 
@@ -162,7 +163,12 @@ def test_cli_export(workdir: Path, checkpoint: Path, export_type: str) -> None:
 
 
 def test_cli_ddp_on_two_cpu_processes(workdir: Path) -> None:
-    """Lightning DDP (how users scale past one GPU) trains EA2D, here with two CPU processes."""
+    """Lightning DDP (how users scale past one GPU) trains EA2D, here with two CPU processes.
+
+    With the OCT2017 switch ``freeze_encoder_bn``: the encoder's statistics
+    must leave training exactly as they were initialised (0 mean, unit variance, no batch counted)
+    while the decoders' move.
+    """
     target = workdir / "ddp"
     output = _run(
         ANOMALIB,
@@ -177,6 +183,8 @@ def test_cli_ddp_on_two_cpu_processes(workdir: Path) -> None:
         "ddp",
         "--trainer.devices",
         "2",
+        "--model.freeze_encoder_bn",
+        "true",
         "--trainer.max_steps",
         "2",
         "--default_root_dir",
@@ -186,4 +194,12 @@ def test_cli_ddp_on_two_cpu_processes(workdir: Path) -> None:
     text = output.stdout + output.stderr
     assert "max_steps=2" in text
     assert "image_AUROC" in text
-    assert list(target.rglob("*.ckpt"))
+    checkpoints = list(target.rglob("*.ckpt"))
+    assert checkpoints
+    state = torch.load(checkpoints[0], weights_only=True)["state_dict"]
+    encoder = {k: v for k, v in state.items() if k.startswith("model.encoder.") and "running_" in k}
+    assert encoder
+    for name, value in encoder.items():
+        assert torch.equal(value, torch.zeros_like(value) if "mean" in name else torch.ones_like(value)), name
+    decoder_means = [v for k, v in state.items() if k.startswith("model.branches.") and k.endswith("running_mean")]
+    assert any(bool(v.abs().sum() > 0) for v in decoder_means)

@@ -14,8 +14,14 @@ import numpy as np
 import pytest
 import tifffile
 import torch
+from anomalib import TaskType
+from anomalib.data import PredictDataset
+from anomalib.data.datasets.image.folder import FolderDataset
 from anomalib.data.utils import read_image
+from lightning.pytorch import Trainer
+from lightning.pytorch.trainer.states import TrainerFn
 from PIL import Image
+from torch.utils.data import DataLoader
 
 from anomalib_ea2d.data.image_io import (
     ImageReadError,
@@ -23,7 +29,13 @@ from anomalib_ea2d.data.image_io import (
     read_medical_image,
     read_medical_mask,
 )
-from anomalib_ea2d.data.medical_folder import MedicalFolder, MedicalPredictDataset
+from anomalib_ea2d.data.mask_pairing import pair_masks
+from anomalib_ea2d.data.medical_folder import (
+    MedicalFolder,
+    MedicalFolderDataset,
+    MedicalPredictDataset,
+    read_predict_paths_with_medical_reader,
+)
 
 SIZE = 24
 
@@ -295,3 +307,78 @@ def test_predict_dataset_checks_and_reads_deep_images(tmp_path: Path) -> None:
     dataset = MedicalPredictDataset(root / "train", on_bad_image="skip")
     assert len(dataset) == 3
     assert float(dataset[0].image.max()) == pytest.approx(1000 / 65535)
+
+
+# --- masks paired by name; anomalib's plain predict path read by the checked reader ------------------
+
+
+def _with_masks(root: Path, names: list[str]) -> Path:
+    (root / "masks").mkdir()
+    for name in names:
+        mask = np.zeros((40, 52), np.uint8)
+        mask[5:15, 5:15] = 255
+        Image.fromarray(mask).save(root / "masks" / name)
+    return root
+
+
+def test_pair_masks_keeps_anomalibs_pairing_and_names_the_missing_one() -> None:
+    images = ["bad/0.png", "bad/1.png", "bad/2.png"]
+    suffixed = [Path(f"gt/{index}_mask.png") for index in range(3)]
+    assert pair_masks(images, suffixed, Path("gt")) == [str(mask) for mask in suffixed]  # anomalib's rule
+    missing = [suffixed[0], suffixed[2], Path("gt/9_mask.png")]  # 1 has none; an extra mask is harmless
+    assert pair_masks(images, missing, Path("gt")) == ["gt/0_mask.png", "gt/1.png", "gt/2_mask.png"]
+
+
+def test_masks_are_paired_as_anomalibs_folder_pairs_them(tmp_path: Path) -> None:
+    root = _with_masks(_folder_with(tmp_path, broken=0), ["0.png", "1.png", "2.png"])
+    folders = {"root": root, "normal_dir": "train", "abnormal_dir": "test_bad", "mask_dir": "masks", "split": "test"}
+    ours, theirs = MedicalFolderDataset(name="r", **folders), FolderDataset(name="r", **folders)
+    assert list(ours.samples.image_path) == list(theirs.samples.image_path)
+    assert list(ours.samples.mask_path) == list(theirs.samples.mask_path)
+    assert sum(path.endswith(".png") for path in ours.samples.mask_path) == 3
+    assert ours.task == theirs.task == TaskType.SEGMENTATION
+
+
+def test_missing_mask_is_named_at_setup_or_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = _with_masks(_folder_with(tmp_path, broken=1), ["0.png", "2.png"])
+    with pytest.raises(ValueError, match=r"2 of 10 images of MedicalFolder 'reliability' cannot be used") as caught:
+        _medical_folder(root, mask_dir="masks").setup()
+    message = str(caught.value)
+    assert f"Mask file {root / 'masks' / '1.png'} does not exist; add the mask or check mask_dir" in message
+    assert "broken0.png" in message
+    assert ".." not in message.replace("...", "")
+
+    datamodule = _medical_folder(root, mask_dir="masks", on_bad_image="skip", val_split_mode="same_as_test")
+    with caplog.at_level(logging.WARNING):
+        datamodule.setup()
+    assert f"unusable image {root / 'test_bad' / '1.png'}" in caplog.text
+    abnormal = datamodule.test_data.samples[datamodule.test_data.samples.label_index == 1]
+    assert [Path(path).name for path in abnormal.image_path] == ["0.png", "2.png"]
+    assert [Path(path).name for path in abnormal.mask_path] == ["0.png", "2.png"]
+
+
+def test_plain_predict_dataset_is_read_and_checked_by_the_medical_reader(tmp_path: Path) -> None:
+    root = _folder_with(tmp_path, broken=0)
+    Image.fromarray(_gray8()).save(root / "train" / "gray8.png")
+    theirs = PredictDataset(root / "train")
+    ours = MedicalPredictDataset.from_predict_dataset(theirs)
+    assert ours.image_filenames == theirs.image_filenames
+    eight_bit = [index for index, path in enumerate(theirs.image_filenames) if path.name == "gray8.png"]
+    assert torch.equal(ours[eight_bit[0]].image, theirs[eight_bit[0]].image)
+    assert float(ours[0].image.max()) == pytest.approx(1000 / 65535)  # anomalib's reader clips it to 1.0
+
+    trainer = Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    chosen = DataLoader(MedicalPredictDataset(root / "test_good"), batch_size=2)
+    trainer.predict_loop._data_source.instance = [DataLoader(theirs, batch_size=3), chosen]  # as Engine.predict does
+    read_predict_paths_with_medical_reader(trainer)  # not predicting: nothing changes
+    assert type(trainer.predict_loop._data_source.instance[0].dataset) is PredictDataset
+    trainer.state.fn = TrainerFn.PREDICTING  # as Trainer.predict sets it before calling the model's setup
+    read_predict_paths_with_medical_reader(trainer)
+    replaced, kept = trainer.predict_loop._data_source.instance
+    assert type(replaced.dataset) is MedicalPredictDataset
+    assert replaced.batch_size == 3
+    assert kept is chosen
+
+    (root / "train" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    with pytest.raises(ValueError, match=r"1 of 5 images of predict folder .*train cannot be used.*broken\.png"):
+        MedicalPredictDataset.from_predict_dataset(PredictDataset(root / "train"))

@@ -19,12 +19,6 @@ from anomalib_ea2d.data.medical_folder import MedicalFolder
 IMAGE_SIZE = 32
 DIVERGED = r"EA2D (loss became (nan|inf|-inf)|BatchNorm statistics became NaN/Inf) at step [1-9]\d*; .*Lower lr"
 
-needs_module_hooks = pytest.mark.xfail(
-    "load_from_checkpoint" not in EA2D.__dict__,
-    reason="needs the training_step/on_before_optimizer_step hooks of the reliability patch (lightning_model.py)",
-    strict=True,
-)
-"""Until those hooks are in lightning_model.py these tests must fail; then they must pass."""
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
@@ -136,14 +130,12 @@ def test_nan_input_stops_training_at_once(tmp_path: Path) -> None:
     _assert_no_nan_saved(tmp_path / "run")
 
 
-@needs_module_hooks
 def test_nan_input_leaves_the_model_as_it_was(tmp_path: Path) -> None:
     """The failed forward pass must not leave NaN BatchNorm statistics in the model object."""
     model = _nan_input_run(tmp_path)
     _assert_finite(model.state_dict(), "in memory")
 
 
-@needs_module_hooks
 def test_diverging_learning_rate_stops_with_the_step(tmp_path: Path) -> None:
     """A huge lr overflows the BatchNorm statistics (while the loss may still be finite) and then the loss."""
     seed_everything(0)
@@ -156,7 +148,6 @@ def test_diverging_learning_rate_stops_with_the_step(tmp_path: Path) -> None:
     _assert_finite(model.state_dict(), "in memory")
 
 
-@needs_module_hooks
 def test_non_finite_gradient_stops_before_the_optimizer_step(tmp_path: Path) -> None:
     """A finite loss with an Inf gradient (e.g. a 0/0 inside a custom loss term) must not reach the weights."""
     seed_everything(0)
@@ -169,3 +160,56 @@ def test_non_finite_gradient_stops_before_the_optimizer_step(tmp_path: Path) -> 
     for name, value in model.model.named_parameters():
         torch.testing.assert_close(value, before[name], rtol=0, atol=0, msg=name)
     _assert_no_nan_saved(tmp_path / "run")
+
+
+def test_diverging_run_with_validation_leaves_no_nan_checkpoint(tmp_path: Path) -> None:
+    """Validation after every step: a diverged model's NaN scores must stop the run before any NaN is saved."""
+    seed_everything(0)
+    datamodule = _datamodule(_dataset(tmp_path / "data"))
+    model = EA2D(backbone="resnet18", pre_trained=False, image_size=IMAGE_SIZE, lr=1e6, encoder_lr=1e6)
+    engine = Engine(
+        default_root_dir=tmp_path / "run",
+        max_steps=10,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    with pytest.raises(
+        FloatingPointError, match=rf"{DIVERGED[: -len('; .*Lower lr')]}|validation scores became NaN/Inf"
+    ):
+        engine.fit(model=model, datamodule=datamodule)
+    checkpoints = list((tmp_path / "run").rglob("*.ckpt"))
+    for checkpoint in checkpoints:  # validated before saving: thresholds and normalisation must be real numbers
+        state = torch.load(checkpoint, weights_only=True)["state_dict"]
+        for name, tensor in state.items():
+            if tensor.is_floating_point():
+                assert torch.isfinite(tensor).all(), f"{checkpoint.name}: {name}"
+
+
+def test_testing_a_checkpoint_with_nan_weights_stops_with_a_clear_message(tmp_path: Path) -> None:
+    seed_everything(0)
+    datamodule = _datamodule(_dataset(tmp_path / "data"))
+    model = EA2D(backbone="resnet18", pre_trained=False, image_size=IMAGE_SIZE)
+    engine = _engine(tmp_path / "run", max_steps=1)
+    engine.fit(model=model, datamodule=datamodule)
+    with torch.no_grad():
+        model.model.branches[0].decoder.layer1[0].conv1.weight.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match=r"scores or anomaly maps are NaN/Inf.*retrain"):
+        engine.test(model=model, datamodule=datamodule)
+
+
+def test_a_checkpoint_with_nan_weights_is_not_written(tmp_path: Path) -> None:
+    from anomalib_ea2d.checkpoint import CheckpointFormatError  # noqa: PLC0415
+
+    seed_everything(0)
+    model = EA2D(backbone="resnet18", pre_trained=False, image_size=IMAGE_SIZE)
+    engine = _engine(tmp_path / "run", max_steps=1)
+    engine.fit(model=model, datamodule=_datamodule(_dataset(tmp_path / "data")))
+    with torch.no_grad():
+        model.model.encoder.conv1.weight[0, 0, 0, 0] = float("inf")
+    target = tmp_path / "poisoned.ckpt"
+    with pytest.raises(CheckpointFormatError, match=r"refused to write a checkpoint.*model\.encoder\.conv1\.weight"):
+        engine.trainer.save_checkpoint(target)
+    assert not target.exists()

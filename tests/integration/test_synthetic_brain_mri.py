@@ -1,4 +1,4 @@
-"""SyntheticBrainMRI with anomalib's Engine and CLI: batches, a tiny fit/test of EA2D, the demo config."""
+"""SyntheticBrainMRI (``data.synthetic_brain_mri``) with anomalib's Engine and CLI: tiny EA2D fit/test, demo config."""
 
 from __future__ import annotations
 
@@ -12,48 +12,17 @@ import torch
 from anomalib.engine import Engine
 
 from anomalib_ea2d import EA2D
-from anomalib_ea2d.data import SyntheticBrainMRI
+from tests.helpers.tiny_data import tiny_synthetic_brain
 
 SIZE = 64
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "synthetic_brain.yaml"
 
 
-def _datamodule(root: Path) -> SyntheticBrainMRI:
-    return SyntheticBrainMRI(
-        root=root,
-        image_size=SIZE,
-        num_train=8,
-        num_test_normal=4,
-        num_test_abnormal=4,
-        slices_per_subject=2,
-        train_batch_size=4,
-        eval_batch_size=8,
-        num_workers=0,
-    )
-
-
 @pytest.fixture(scope="module")
 def brain_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("synthetic") / "brain"
-    _datamodule(root).prepare_data()
+    tiny_synthetic_brain(root, SIZE).prepare_data()
     return root
-
-
-def test_batches_carry_labels_and_masks(brain_root: Path) -> None:
-    datamodule = _datamodule(brain_root)
-    datamodule.setup()
-    assert len(datamodule.train_data) == 8
-    batch = next(iter(datamodule.test_dataloader()))
-    # Half of the 4 + 4 generated test slices (label-balanced) validate; the other half is tested.
-    assert tuple(batch.image.shape) == (4, 3, SIZE, SIZE)  # grayscale PNGs are read as RGB
-    assert batch.gt_label.sum().item() == 2
-    validation = set(datamodule.val_data.samples.image_path)
-    assert len(validation) == 4
-    assert sorted(datamodule.val_data.samples.label_index) == [0, 0, 1, 1]
-    assert validation.isdisjoint(datamodule.test_data.samples.image_path)
-    lesion_pixels = batch.gt_mask.flatten(1).sum(1)
-    assert bool((lesion_pixels[batch.gt_label.bool()] > 0).all())
-    assert bool((lesion_pixels[~batch.gt_label.bool()] == 0).all())
 
 
 def test_engine_fit_and_test(brain_root: Path, tmp_path: Path) -> None:
@@ -69,7 +38,7 @@ def test_engine_fit_and_test(brain_root: Path, tmp_path: Path) -> None:
         logger=False,
         enable_progress_bar=False,
     )
-    datamodule = _datamodule(brain_root)
+    datamodule = tiny_synthetic_brain(brain_root, SIZE)
     engine.fit(model=model, datamodule=datamodule)
     assert engine.trainer.global_step == 2
     # The final validation calibrated the thresholds (they start as NaN).

@@ -1,4 +1,8 @@
-"""The configs in ``configs/`` parse with ``anomalib train --config X --print_config`` and hold the paper recipe."""
+"""The configs in ``configs/`` resolve with the ``anomalib`` CLI (``--print_config``) and hold the paper recipe.
+
+Each recipe (``configs/<name>.yaml``) reads its datamodule from ``configs/data/<name>.yaml``; the data
+configs also run with any other anomalib model (``anomalib train --model M --data configs/data/<name>.yaml``).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
-from anomalib_ea2d.data.paper_datasets import TEST_ABNORMAL_DIR, TEST_NORMAL_DIR, TRAIN_DIR
+from anomalib_ea2d.data.splits import TEST_ABNORMAL_DIR, TEST_NORMAL_DIR, TRAIN_DIR
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 DATASET_CONFIGS = ["oct2017", "aptos2019", "isic2018", "br35h", "synthetic_brain"]
+OTHER_MODEL = "ReverseDistillation"
 
 # The paper's per-dataset recipe (Tang et al., TMI 2025); everything else is EA2D's defaults.
 PAPER_RECIPE: dict[str, dict[str, Any]] = {
@@ -43,43 +48,102 @@ COMMON_RECIPE = {
     "bn_momentum": 0.01,
 }
 
-# Runs the anomalib console entry point once per config inside one interpreter (imports cost ~10 s).
+# Runs the anomalib console entry point once per argument list inside one interpreter (imports cost ~10 s).
 _SCRIPT = r"""
 import contextlib, io, json, sys
 from anomalib.cli.cli import main
 results = {}
-for config in sys.argv[1:]:
+for key, args in json.loads(sys.argv[1]).items():
     out, err, code = io.StringIO(), io.StringIO(), 0
-    sys.argv = ["anomalib", "train", "--config", config, "--print_config"]
+    sys.argv = ["anomalib", "train", *args, "--print_config"]
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             main()
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-    results[config] = {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()[-3000:]}
+    results[key] = {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()[-3000:]}
 print("RESULTS=" + json.dumps(results))
 """
 
 
+def _inlined(name: str) -> dict[str, Any]:
+    """The recipe as one file: its text with the data config it names put in place of the path."""
+    recipe = yaml.safe_load((CONFIG_DIR / f"{name}.yaml").read_text())
+    recipe["data"] = yaml.safe_load((CONFIG_DIR / recipe["data"]).read_text())
+    return recipe
+
+
 @pytest.fixture(scope="module")
-def printed() -> dict[str, dict[str, Any]]:
-    configs = [str(CONFIG_DIR / f"{name}.yaml") for name in DATASET_CONFIGS]
+def resolved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Printed configs: ``recipe/<name>``, ``inlined/<name>`` (one-file form), ``other/<name>`` (other model)."""
+    work = tmp_path_factory.mktemp("configs")
+    runs: dict[str, list[str]] = {}
+    for name in DATASET_CONFIGS:
+        runs[f"recipe/{name}"] = ["--config", str(CONFIG_DIR / f"{name}.yaml")]
+        inlined = work / f"{name}.yaml"
+        inlined.write_text(yaml.safe_dump(_inlined(name), sort_keys=False))
+        runs[f"inlined/{name}"] = ["--config", str(inlined)]
+        runs[f"other/{name}"] = ["--model", OTHER_MODEL, "--data", str(CONFIG_DIR / "data" / f"{name}.yaml")]
+    # Run outside the repository: the data paths inside the recipes resolve against the recipe's folder.
     process = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, *configs],
+        [sys.executable, "-c", _SCRIPT, json.dumps(runs)],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
+        cwd=work,
     )
     line = next((ln for ln in process.stdout.splitlines() if ln.startswith("RESULTS=")), None)
     assert line is not None, process.stderr[-3000:]
     results = json.loads(line.removeprefix("RESULTS="))
     parsed = {}
-    for name in DATASET_CONFIGS:
-        result = results[str(CONFIG_DIR / f"{name}.yaml")]
-        assert result["code"] == 0, f"{name}.yaml does not parse:\n{result['stderr']}"
-        parsed[name] = yaml.safe_load(result["stdout"])
+    for key in runs:
+        assert results[key]["code"] == 0, f"{key} does not parse:\n{results[key]['stderr']}"
+        parsed[key] = yaml.safe_load(results[key]["stdout"])
     return parsed
+
+
+@pytest.fixture(scope="module")
+def printed(resolved: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The recipes as ``anomalib train --config configs/<name>.yaml --print_config`` resolves them."""
+    return {name: resolved[f"recipe/{name}"] for name in DATASET_CONFIGS}
+
+
+def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """``{dotted.key: value}`` of every scalar in a nested dict/list, list items keyed by index."""
+    if isinstance(tree, dict):
+        return {k: v for key, value in tree.items() for k, v in _leaves(value, f"{prefix}{key}.").items()}
+    if isinstance(tree, list):
+        return {k: v for i, value in enumerate(tree) for k, v in _leaves(value, f"{prefix}{i}.").items()}
+    return {prefix.removesuffix("."): tree}
+
+
+@pytest.mark.parametrize("name", DATASET_CONFIGS)
+def test_recipe_reads_its_data_config_with_unchanged_meaning(
+    resolved: dict[str, dict[str, Any]],
+    name: str,
+) -> None:
+    recipe = yaml.safe_load((CONFIG_DIR / f"{name}.yaml").read_text())
+    # The recipe names its data config instead of repeating the data block.
+    assert recipe["data"] == f"data/{name}.yaml"
+    # Same resolved config as the recipe written as one file with the data block inline.
+    assert resolved[f"recipe/{name}"] == resolved[f"inlined/{name}"]
+    # Every value the recipe and its data config set is what the CLI resolves.
+    printed = _leaves(resolved[f"recipe/{name}"])
+    for key, value in _leaves(_inlined(name)).items():
+        assert key in printed, key
+        assert printed[key] == value, key
+
+
+@pytest.mark.parametrize("name", DATASET_CONFIGS)
+def test_data_config_runs_with_another_anomalib_model(resolved: dict[str, dict[str, Any]], name: str) -> None:
+    other = resolved[f"other/{name}"]
+    assert other["model"]["class_path"].rsplit(".", 1)[-1] == OTHER_MODEL
+    # The other model gets exactly the datamodule EA2D's recipe gets.
+    assert other["data"] == resolved[f"recipe/{name}"]["data"]
+    printed = _leaves(other["data"])
+    for key, value in _leaves(yaml.safe_load((CONFIG_DIR / "data" / f"{name}.yaml").read_text())).items():
+        assert printed[key] == value, key
 
 
 @pytest.mark.parametrize("name", DATASET_CONFIGS)
