@@ -22,7 +22,7 @@ import torch
 from anomalib.data import InferenceBatch
 from torch import nn
 
-from anomalib_ea2d.anomaly_map import AnomalyMapGenerator, ScoreReduction, rotate180
+from anomalib_ea2d.anomaly_map import AnomalyMapGenerator, ScoreReduction, rotate180, view_anomaly_map
 from anomalib_ea2d.backbone import create_encoder
 from anomalib_ea2d.components import EA2DDecoder, SelfAttention2d, StageSpec
 from anomalib_ea2d.components.batchnorm import freeze_batchnorm_statistics, set_batchnorm_momentum
@@ -33,6 +33,25 @@ SUPPORTED_BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "wid
 
 INPUT_MULTIPLE = 32
 """Input height and width must be multiples of the encoder's total stride."""
+
+
+def check_input_size(images: torch.Tensor) -> None:
+    """Raise a ``ValueError`` unless the input height and width are multiples of :data:`INPUT_MULTIPLE`.
+
+    Example:
+        >>> check_input_size(torch.zeros(1, 3, 64, 96))
+        >>> check_input_size(torch.zeros(1, 3, 64, 100))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: EA2D needs input height and width that are multiples of 32, got 64x100; ...
+    """
+    height, width = images.shape[-2:]
+    if height % INPUT_MULTIPLE or width % INPUT_MULTIPLE:
+        msg = (
+            f"EA2D needs input height and width that are multiples of {INPUT_MULTIPLE}, got {height}x{width}; "
+            f"resize the images (e.g. the model's pre-processor image_size) to a multiple of {INPUT_MULTIPLE}."
+        )
+        raise ValueError(msg)
 
 
 @dataclass
@@ -96,6 +115,10 @@ class EA2DModel(nn.Module):
         score_reduction: Per-view image score, ``"max"`` or ``"mean"`` of the anomaly map.
         sigma: Gaussian smoothing of the anomaly map (0: none, as the reference).
         bn_momentum: If given, the momentum of every BatchNorm in the model.
+        num_views: ``2`` (the method) or ``1``: the image view only, for the ablation study; no
+            second attention/decoder branch is built, training features repeat the one view (the
+            loss must then weight the second view and the contrastive term with 0) and eval
+            scores and maps come from the one view.
 
     Eval mode runs the plain modules, both views through the encoder in one batched pass. For
     faster inference, :meth:`fuse` returns an eval copy with the BatchNorms folded into the
@@ -118,15 +141,20 @@ class EA2DModel(nn.Module):
         score_reduction: ScoreReduction = "max",
         sigma: float = 0.0,
         bn_momentum: float | None = None,
+        num_views: int = 2,
     ) -> None:
         super().__init__()
+        if num_views not in {1, 2}:
+            msg = f"num_views must be 2 (image and rotated view) or 1 (image view only), got {num_views}."
+            raise ValueError(msg)
         if backbone.split(".", maxsplit=1)[0] not in SUPPORTED_BACKBONES:
             msg = f"Unknown EA2D backbone {backbone!r}; choose one of {', '.join(SUPPORTED_BACKBONES)}."
             raise ValueError(msg)
         self.freeze_encoder_bn = freeze_encoder_bn
         self.encoder = create_encoder(backbone, pre_trained=pre_trained, weights_path=backbone_weights)
         block, specs = _stage_specs(self.encoder)
-        self.branches = nn.ModuleList([ViewBranch(block, specs) for _ in range(2)])
+        self.num_views = num_views
+        self.branches = nn.ModuleList([ViewBranch(block, specs) for _ in range(num_views)])
         self.anomaly_map_generator = AnomalyMapGenerator(score_reduction=score_reduction, sigma=sigma)
         self.second_view: Callable[[torch.Tensor], torch.Tensor] = rotate180
         """Transformation making the second view in training; inference always uses ``rotate180``."""
@@ -167,19 +195,15 @@ class EA2DModel(nn.Module):
         The second view is ``second_view(images)`` in training mode and the 180-degree rotation in
         eval mode. Used by :meth:`forward`; call it directly for the loss of a model in eval mode.
         """
-        height, width = images.shape[-2:]
-        if height % INPUT_MULTIPLE or width % INPUT_MULTIPLE:
-            msg = (
-                f"EA2D needs input height and width that are multiples of {INPUT_MULTIPLE}, got {height}x{width}; "
-                f"resize the images (e.g. the model's pre-processor image_size) to a multiple of {INPUT_MULTIPLE}."
-            )
-            raise ValueError(msg)
+        check_input_size(images)
         if self.training and self.is_fused:
             msg = (
                 "This EA2DModel was fused for inference by EA2DModel.fuse() and has no BatchNorms to train; "
                 "train the model it was fused from and fuse it again."
             )
             raise RuntimeError(msg)
+        if self.num_views == 1:
+            return self._image_view_features(images)
         view2 = self.second_view(images) if self.training else rotate180(images)
         encoded = self.encode_views(images, view2)
         decoded = [branch(e2, e3, e4) for branch, (_, e2, e3, e4) in zip(self.branches, encoded, strict=True)]
@@ -188,6 +212,13 @@ class EA2DModel(nn.Module):
             decoder=decoded,
             pooled=[features[3].mean(dim=(2, 3)) for features in encoded],
         )
+
+    def _image_view_features(self, images: torch.Tensor) -> EA2DFeatures:
+        """Features of the image view alone (``num_views=1``), repeated as two views for the loss."""
+        encoded = self.encoder(images)
+        decoded = self.branches[0](*encoded[1:])
+        pooled = encoded[3].mean(dim=(2, 3))
+        return EA2DFeatures(encoder=[encoded[:3]] * 2, decoder=[decoded] * 2, pooled=[pooled] * 2)
 
     def forward(self, images: torch.Tensor) -> EA2DFeatures | InferenceBatch:
         """Encode, refine and reconstruct both views.
@@ -202,6 +233,12 @@ class EA2DModel(nn.Module):
         features = self.features(images)
         if self.training:
             return features
+        if self.num_views == 1:
+            view_map = view_anomaly_map(features.encoder[0], features.decoder[0])
+            generator = self.anomaly_map_generator
+            return InferenceBatch(
+                pred_score=generator.reduce(view_map), anomaly_map=generator.to_image(view_map, images.shape[-2:])
+            )
         anomaly_map, pred_score = self.anomaly_map_generator(
             features.encoder[0], features.decoder[0], features.encoder[1], features.decoder[1], images.shape[-2:]
         )
@@ -238,4 +275,4 @@ class EA2DModel(nn.Module):
         return fused.to(memory_format=torch.channels_last) if channels_last else fused
 
 
-__all__ = ["SUPPORTED_BACKBONES", "EA2DFeatures", "EA2DModel", "ViewBranch"]
+__all__ = ["SUPPORTED_BACKBONES", "EA2DFeatures", "EA2DModel", "ViewBranch", "check_input_size"]

@@ -222,3 +222,16 @@ def test_views_have_one_class_and_separate_parameters(small_model: EA2DModel) ->
     assert not (first | second) & encoder
     # Differently initialised, too.
     assert not torch.equal(branches[0].decoder.layer1[0].conv1.weight, branches[1].decoder.layer1[0].conv1.weight)
+
+
+def test_one_view_model_builds_one_branch_and_keeps_the_input_check() -> None:
+    one_view = EA2DModel(backbone="resnet18", pre_trained=False, num_views=1)
+    two_views = EA2DModel(backbone="resnet18", pre_trained=False)
+    assert len(one_view.branches) == 1
+    assert set(one_view.state_dict()) == {key for key in two_views.state_dict() if not key.startswith("branches.1.")}
+    features = one_view(torch.rand(2, 3, 64, 64))
+    assert features.encoder[0] is features.encoder[1]  # the one view, repeated for the loss
+    with pytest.raises(ValueError, match=r"multiples of 32, got 64x80; resize the images"):
+        one_view.eval()(torch.rand(1, 3, 64, 80))
+    with pytest.raises(ValueError, match="num_views must be 2"):
+        EA2DModel(backbone="resnet18", pre_trained=False, num_views=3)

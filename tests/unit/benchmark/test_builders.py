@@ -7,14 +7,14 @@ import warnings
 
 import pytest
 
-from anomalib_ea2d.benchmark import _quiet_lightning
+from anomalib_ea2d.benchmark.builders import quiet_lightning
 
 
-def test_quiet_lightning_restores_logger_levels_and_warning_filters(caplog: pytest.LogCaptureFixture) -> None:
+def testquiet_lightning_restores_logger_levels_and_warning_filters(caplog: pytest.LogCaptureFixture) -> None:
     package_logger = logging.getLogger("anomalib_ea2d")
     before_level = package_logger.level
     before_filters = list(warnings.filters)
-    with _quiet_lightning():
+    with quiet_lightning():
         assert package_logger.level == logging.ERROR
         assert warnings.filters[0][0] == "ignore"
     assert package_logger.level == before_level
@@ -24,11 +24,11 @@ def test_quiet_lightning_restores_logger_levels_and_warning_filters(caplog: pyte
     assert "visible again" in caplog.text
 
 
-def test_quiet_lightning_restores_state_when_the_study_fails() -> None:
+def testquiet_lightning_restores_state_when_the_study_fails() -> None:
     package_logger = logging.getLogger("anomalib_ea2d")
     before_level = package_logger.level
 
-    @_quiet_lightning()
+    @quiet_lightning()
     def failing_study() -> None:
         msg = "study failed"
         raise RuntimeError(msg)

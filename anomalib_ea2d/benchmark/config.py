@@ -1,0 +1,266 @@
+"""Settings of the benchmark studies, filled from the preset YAML files of ``configs/benchmark/``.
+
+A preset (``full.yaml``: the documented CPU run, ``smoke.yaml``: seconds, for the test suite) sets
+every field of every study; the dataclasses below hold no sizes of their own, so each number has
+one home. The speed goals' thresholds live in ``configs/benchmark/goal_thresholds.yaml``, which the
+presets include by path. Files are read with jsonargparse, like every other config of the project:
+an unknown key or a wrong type is an error naming the field.
+
+Example:
+    >>> configs = load_preset("smoke")
+    >>> sorted(configs)
+    ['ablation', 'compare', 'goals', 'gpu', 'scaling']
+    >>> configs["goals"].thresholds.max_ea2d_over_rd > 0
+    True
+"""
+
+from __future__ import annotations
+
+from argparse import ArgumentError
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+ModelName = Literal["ea2d", "patchcore", "reverse_distillation"]
+Backend = Literal["torch", "openvino-fp32", "openvino-int8"]
+"""Torch eager, OpenVINO with FP32 inference precision, OpenVINO INT8 (post-training quantisation)."""
+Ablation = Literal["full", "no_attention", "one_view", "no_contrastive", "frozen_encoder"]
+
+MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
+"""Models of the ``compare`` study, by their anomalib name."""
+BACKENDS: tuple[str, ...] = get_args(Backend)
+"""Inference back-ends of the ``compare`` study."""
+ABLATIONS: tuple[str, ...] = get_args(Ablation)
+"""EA2D variants of the ``ablation`` study."""
+
+PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "benchmark"
+"""Folder of the preset files in a source checkout."""
+
+
+@dataclass(kw_only=True)
+class DataSpec:
+    """The synthetic brain-MRI set of a study (generated once, cached under ``root``).
+
+    Attributes:
+        root: Folder of the generated set (``None``: ``<output>/data/<folder_name()>``).
+        image_size: Side of the slices; also the models' input size.
+        num_train: Normal training slices.
+        num_test_normal: Normal test slices.
+        num_test_abnormal: Test slices with lesions.
+        generation_seed: Seed of the generator.
+    """
+
+    root: Path | None = None
+    image_size: int
+    num_train: int
+    num_test_normal: int
+    num_test_abnormal: int
+    generation_seed: int
+
+    def folder_name(self) -> str:
+        """Folder name of the default root, unique per set parameters."""
+        return (
+            f"synthetic_brain_{self.image_size}px_{self.num_train}_{self.num_test_normal}_"
+            f"{self.num_test_abnormal}_seed{self.generation_seed}"
+        )
+
+
+@dataclass(kw_only=True)
+class CompareConfig:
+    """Settings of the ``compare`` study.
+
+    Attributes:
+        models: Models to compare.
+        backbone: ResNet backbone of every model.
+        train_steps: Optimizer steps of EA2D and Reverse Distillation (PatchCore: one epoch).
+        train_batch_size: Training batch size.
+        eval_batch_size: Test batch size.
+        seed: Seed of model initialisation and data order.
+        batch_sizes: Batch sizes of the throughput measurements.
+        backends: Inference back-ends.
+        repeats: Timed repetitions per throughput measurement.
+        warmup: Untimed calls before them.
+        threads: CPU threads for torch and OpenVINO (``None``: all CPUs).
+        data: The synthetic set.
+    """
+
+    models: tuple[ModelName, ...]
+    backbone: str
+    train_steps: int
+    train_batch_size: int
+    eval_batch_size: int
+    seed: int
+    batch_sizes: tuple[int, ...]
+    backends: tuple[Backend, ...]
+    repeats: int
+    warmup: int
+    threads: int | None
+    data: DataSpec
+
+
+@dataclass(kw_only=True)
+class ScalingConfig:
+    """Settings of the ``scaling`` study (EA2D inference, eval mode, random weights).
+
+    Attributes:
+        backbone: ResNet backbone.
+        sizes: Square input sizes at batch 1.
+        batches: Batch sizes at ``batch_size_image`` px.
+        batch_size_image: Input size of the batch sweep.
+        repeats: Timed repetitions per point.
+        threads: CPU threads (``None``: all CPUs).
+    """
+
+    backbone: str
+    sizes: tuple[int, ...]
+    batches: tuple[int, ...]
+    batch_size_image: int
+    repeats: int
+    threads: int | None
+
+
+@dataclass(kw_only=True)
+class GoalThresholds:
+    """The speed goals EA2D is held to (``configs/benchmark/goal_thresholds.yaml``).
+
+    Attributes:
+        max_ea2d_over_rd: Largest EA2D / Reverse Distillation torch eval latency ratio.
+        min_openvino_fp32_speedup: Smallest OpenVINO FP32 speed-up over torch eager.
+        min_openvino_int8_speedup: Smallest OpenVINO INT8 speed-up over torch eager.
+        max_lightning_over_plain: Largest Lightning/anomalib step time over a plain torch loop's.
+    """
+
+    max_ea2d_over_rd: float
+    min_openvino_fp32_speedup: float
+    min_openvino_int8_speedup: float
+    max_lightning_over_plain: float
+
+
+@dataclass(kw_only=True)
+class GoalsConfig:
+    """Settings of the ``goals`` study.
+
+    Attributes:
+        backbone: Backbone of the inference ratios.
+        image_size: Input size of the inference ratios.
+        batch_size: Batch of the inference ratios.
+        repeats: Interleaved timed repetitions of each inference variant.
+        threads: CPU threads (the goals are stated for 2).
+        train_backbone: Backbone of the training-overhead measurement.
+        train_image_size: Input size of the training-overhead measurement.
+        train_batch_size: Batch of the training-overhead measurement.
+        train_steps: Timed steps of each training loop (after two untimed ones).
+        data: The synthetic set (training batches).
+        calibration: A small synthetic set whose validation (= test) split calibrates INT8.
+        thresholds: The goals.
+    """
+
+    backbone: str
+    image_size: int
+    batch_size: int
+    repeats: int
+    threads: int | None
+    train_backbone: str
+    train_image_size: int
+    train_batch_size: int
+    train_steps: int
+    data: DataSpec
+    calibration: DataSpec
+    thresholds: GoalThresholds
+
+
+@dataclass(kw_only=True)
+class AblationConfig:
+    """Settings of the ``ablation`` study.
+
+    Attributes:
+        variants: EA2D variants.
+        seeds: Seeds of model initialisation and data order.
+        backbone: ResNet backbone.
+        train_steps: Optimizer steps of every run (the same budget).
+        train_batch_size: Training batch size.
+        eval_batch_size: Test batch size.
+        threads: CPU threads.
+        data: The synthetic set.
+    """
+
+    variants: tuple[Ablation, ...]
+    seeds: tuple[int, ...]
+    backbone: str
+    train_steps: int
+    train_batch_size: int
+    eval_batch_size: int
+    threads: int | None
+    data: DataSpec
+
+
+@dataclass(kw_only=True)
+class GpuConfig:
+    """Settings of the ``gpu`` study (plain torch training step and eval throughput on one device).
+
+    Attributes:
+        device: Torch device (``"cuda"``; ``"cpu"`` for the smoke run).
+        backbone: ResNet backbone.
+        size: Square input size.
+        batch: Training batch and largest eval batch (eval also runs at batch 1).
+        steps: Timed calls per measurement (after ``max(2, steps // 4)`` warm-up calls).
+    """
+
+    device: str
+    backbone: str
+    size: int
+    batch: int
+    steps: int
+
+
+@dataclass(kw_only=True)
+class Preset:
+    """Every study's settings: the content of one preset file."""
+
+    compare: CompareConfig
+    scaling: ScalingConfig
+    goals: GoalsConfig
+    ablation: AblationConfig
+    gpu: GpuConfig
+
+
+def preset_path(preset: str | Path) -> Path:
+    """The YAML file of a preset: a name under :data:`PRESET_DIR` (``"full"``, ``"smoke"``) or a path."""
+    path = Path(preset)
+    if path.suffix not in {".yaml", ".yml"}:
+        path = PRESET_DIR / f"{preset}.yaml"
+    if not path.is_file():
+        msg = (
+            f"Benchmark preset {str(preset)!r} not found ({path}); pass 'full', 'smoke' (files of "
+            "configs/benchmark/ in a source checkout) or the path of a preset YAML file."
+        )
+        raise FileNotFoundError(msg)
+    return path
+
+
+def load_preset(preset: str | Path, data_root: Path | None = None) -> dict[str, Any]:
+    """Study configurations of a preset, by study name.
+
+    Args:
+        preset: Preset name or YAML path (see :func:`preset_path`).
+        data_root: Folder of the generated synthetic set of the studies that train (their
+            ``data.root``; the goals study's INT8 calibration set keeps its own).
+
+    Raises:
+        ValueError: The file misses a field, has an unknown key or a value of the wrong type.
+    """
+    from jsonargparse import ArgumentParser  # noqa: PLC0415 - keeps `--help` fast
+
+    path = preset_path(preset)
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(Preset)
+    try:
+        configs = vars(parser.instantiate_classes(parser.parse_path(path)))
+    except ArgumentError as error:
+        reason = " ".join(str(error).split())
+        msg = f"Benchmark preset {path} is invalid: {reason}; fix that field (configs/benchmark/full.yaml sets all)."
+        raise ValueError(msg) from error
+    if data_root is not None:
+        for study in ("compare", "goals", "ablation"):
+            configs[study].data = replace(configs[study].data, root=data_root)
+    return configs

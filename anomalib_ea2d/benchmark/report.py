@@ -1,0 +1,163 @@
+"""Report writing of the benchmark, shared by every study: CSV, JSON, markdown tables, plots, ``report.md``.
+
+A study hands its results over as rows (CSV), objects (JSON) and :class:`Table` objects; this
+module writes them as ``<study>.md`` and the named files, and :func:`write_report` collects the
+studies' markdown into ``report.md`` next to the machine description and the command.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPORT_ORDER: tuple[str, ...] = ("compare", "goals", "scaling", "ablation", "gpu")
+"""Order of the studies' sections in ``report.md``."""
+
+
+def fmt(value: object, digits: int = 3) -> str:
+    """A table cell: floats with ``digits`` decimals, ``n/a`` for NaN.
+
+    Example:
+        >>> fmt(0.12345), fmt(float("nan")), fmt(7)
+        ('0.123', 'n/a', '7')
+    """
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def fmt_range(value: float, low: float, high: float, digits: int = 0) -> str:
+    """A median with its range, ``"value [low-high]"``.
+
+    Example:
+        >>> fmt_range(12.4, 10.0, 15.6)
+        '12 [10-16]'
+    """
+    return f"{fmt(value, digits)} [{fmt(low, digits)}-{fmt(high, digits)}]"
+
+
+@dataclass
+class Table:
+    """A markdown table with an optional caption paragraph above it.
+
+    Example:
+        >>> print(Table(["a", "b"], [["1", "2"]], caption="Numbers.").markdown())
+        Numbers.
+        <BLANKLINE>
+        | a | b |
+        | --- | --- |
+        | 1 | 2 |
+    """
+
+    header: Sequence[str]
+    rows: list[Sequence[str]] = field(default_factory=list)
+    caption: str = ""
+
+    def markdown(self) -> str:
+        """The caption, a blank line and the table."""
+        lines = [f"{self.caption}\n"] if self.caption else []
+        lines += ["| " + " | ".join(self.header) + " |", "| " + " | ".join("---" for _ in self.header) + " |"]
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        return "\n".join(lines)
+
+
+@dataclass
+class Point:
+    """One marker of a scatter plot."""
+
+    x: float
+    y: float
+    label: str
+    marker: str = "o"
+    colour: str = "C0"
+
+
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Rows as a CSV file, one column per key (in first-seen order)."""
+    import pandas as pd  # noqa: PLC0415
+
+    pd.DataFrame(list(rows)).to_csv(path, index=False)
+
+
+def write_study(
+    output: Path,
+    study: str,
+    tables: Sequence[Table],
+    csv: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    json_files: Mapping[str, Any] | None = None,
+) -> None:
+    """Write a study's results: ``<study>.md`` (its tables) and the named CSV and JSON files under ``output``."""
+    output.mkdir(parents=True, exist_ok=True)
+    for name, rows in (csv or {}).items():
+        write_csv(output / name, rows)
+    for name, content in (json_files or {}).items():
+        (output / name).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+    text = "\n\n".join(table.markdown() for table in tables) + "\n"
+    (output / f"{study}.md").write_text(text, encoding="utf-8")
+
+
+def write_scatter(path: Path, points: Sequence[Point], xlabel: str, ylabel: str, title: str, log_x: bool) -> None:
+    """A scatter plot with one legend entry per point, as a PNG file."""
+    import matplotlib as mpl  # noqa: PLC0415
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    for point in points:
+        axes.scatter(point.x, point.y, marker=point.marker, color=point.colour, label=point.label)
+    if log_x:
+        axes.set_xscale("log")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def write_report(output: Path, info: dict[str, Any], commands: Sequence[str], seconds: dict[str, float]) -> Path:
+    """Collect the studies' markdown files under ``output`` into ``report.md``, after the machine and commands."""
+    sections = [
+        "# EA2D benchmark report",
+        "",
+        "## Machine",
+        "",
+        Table(["item", "value"], [[key, str(value)] for key, value in info.items()]).markdown(),
+        "",
+        "## Commands",
+        "",
+        "```bash",
+        *commands,
+        "```",
+        "",
+        "Wall time per study (s): " + ", ".join(f"{name} {value:.0f}" for name, value in seconds.items()),
+    ]
+    for study in REPORT_ORDER:
+        path = output / f"{study}.md"
+        if path.is_file():
+            sections += ["", f"## {study}", "", path.read_text(encoding="utf-8")]
+    report = output / "report.md"
+    report.write_text("\n".join(sections) + "\n", encoding="utf-8")
+    return report
+
+
+__all__ = [
+    "REPORT_ORDER",
+    "Point",
+    "Table",
+    "fmt",
+    "fmt_range",
+    "write_csv",
+    "write_report",
+    "write_scatter",
+    "write_study",
+]
