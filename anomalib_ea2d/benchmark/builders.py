@@ -124,7 +124,7 @@ def build_engine(output: Path, name: str, max_steps: int, callbacks: list[Callba
     return Engine(**kwargs)
 
 
-def randomise_eval_state(model: nn.Module, seed: int = 0) -> None:
+def randomise_eval_state(model: nn.Module, seed: int = 0) -> nn.Module:
     """Non-trivial BatchNorm statistics and attention gammas, as a trained model has (attention contributes)."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -134,6 +134,7 @@ def randomise_eval_state(model: nn.Module, seed: int = 0) -> None:
                 module.running_var.copy_(torch.empty(module.num_features).uniform_(0.5, 2.0, generator=generator))
             if hasattr(module, "gamma"):
                 module.gamma.fill_(0.1)
+    return model
 
 
 @contextlib.contextmanager

@@ -120,15 +120,18 @@ def run_gpu(config: GpuConfig, output: Path) -> dict[str, Any]:
     for batch in (1, config.batch):
         for name, autocast in (("fp32", False), ("bf16_autocast", True)):
             for fast in (True, False):
-                if hasattr(model, "fast_inference"):
-                    model.fast_inference = fast
-                elif not fast:
-                    continue  # a model without the switch has one eval path
+                if fast and not hasattr(model, "fuse"):
+                    continue  # a stand-in model without fuse() has one eval path
+                network = model.fuse() if fast else model
                 batch_images = images[:batch]
 
-                def infer(autocast: bool = autocast, batch_images: torch.Tensor = batch_images) -> None:
+                def infer(
+                    autocast: bool = autocast,
+                    batch_images: torch.Tensor = batch_images,
+                    network: torch.nn.Module = network,
+                ) -> None:
                     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                        model(batch_images)
+                        network(batch_images)
 
                 key = f"eval_b{batch}_{name}{'' if fast else '_plain_modules'}"
                 results[key] = _summary(time_calls(infer, config.steps, warmup, sync), batch)

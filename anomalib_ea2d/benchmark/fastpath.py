@@ -20,7 +20,7 @@ CPU time. The floating-point work of one call is counted with
 next to two large dense kernels timed in the same rounds (:func:`reference_kernels`).
 Each variant's outputs are also compared with the plain variant's.
 
-Run it as ``python -m anomalib_ea2d.fastpath_study --out DIR``; it writes ``DIR/fastpath.csv`` and
+Run it as ``python -m anomalib_ea2d.benchmark.fastpath --out DIR``; it writes ``DIR/fastpath.csv`` and
 ``DIR/fastpath.md``.
 
 Example:
@@ -48,6 +48,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from anomalib_ea2d.anomaly_map import rotate180
+from anomalib_ea2d.benchmark.builders import randomise_eval_state
 from anomalib_ea2d.torch_model import EA2DModel
 
 
@@ -87,19 +88,6 @@ CONV_REFERENCE = (8, 512, 64)
 
 TOLERANCE = 1e-5
 """Largest allowed difference between any variant's outputs and the plain variant's."""
-
-
-def randomise_eval_state(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Give BatchNorm statistics and attention gains non-trivial values, as a trained model has."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.1, 0.1, generator=generator)
-                module.running_var.uniform_(0.5, 2.0, generator=generator)
-            if hasattr(module, "gamma"):
-                module.gamma.fill_(0.1)
-    return model
 
 
 def _forward(model: EA2DModel, images: torch.Tensor, variant: Variant) -> tuple[torch.Tensor, torch.Tensor]:
@@ -324,7 +312,9 @@ def write_report(rows: Sequence[dict[str, object]], out: Path, command: str) -> 
 
 def build_parser() -> argparse.ArgumentParser:
     """Command line of the study."""
-    parser = argparse.ArgumentParser(prog="python -m anomalib_ea2d.fastpath_study", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m anomalib_ea2d.benchmark.fastpath", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder for fastpath.csv and fastpath.md")
     parser.add_argument("--backbones", nargs="+", default=["resnet18", "resnet50"])
     parser.add_argument("--sizes", nargs="+", type=int, default=[128, 256])
@@ -341,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    command = ("python -m anomalib_ea2d.fastpath_study " + " ".join(sys.argv[1:] if argv is None else argv)).strip()
+    command = ("python -m anomalib_ea2d.benchmark.fastpath " + " ".join(sys.argv[1:] if argv is None else argv)).strip()
     rows: list[dict[str, object]] = []
     # Cheapest cases first; the report is rewritten after every case, so a stopped run keeps its results.
     cases = sorted(

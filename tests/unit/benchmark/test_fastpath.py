@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from anomalib_ea2d import EA2DModel
-from anomalib_ea2d.fastpath_study import (
+from anomalib_ea2d.benchmark.builders import randomise_eval_state
+from anomalib_ea2d.benchmark.fastpath import (
     TOLERANCE,
     VARIANTS,
     build_variants,
     kept_variant,
     main,
-    randomise_eval_state,
 )
 
 
