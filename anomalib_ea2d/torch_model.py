@@ -108,9 +108,13 @@ class EA2DModel(nn.Module):
         backbone_weights: Path of a local torchvision- or timm-format ResNet checkpoint to load
             into the encoder instead of downloading (for machines without network access).
         freeze_encoder_bn: Keep the encoder's BatchNorms in eval mode while training.
-        score_reduction: Per-view image score, ``"max"`` or ``"mean"`` of the anomaly map.
+        score_reduction: Per-view image score, ``"max"``, ``"mean"`` or ``"topk"`` of the anomaly map.
         sigma: Gaussian smoothing of the anomaly map (0: none, as the reference).
         bn_momentum: If given, the momentum of every BatchNorm in the model.
+        roi: Module mapping the input images to a ``[B, 1, H, W]`` 0/1 region of interest (e.g.
+            :class:`~anomalib_ea2d.roi.Foreground`); the map is zero outside it and the score taken
+            inside it. ``None`` (the paper): the whole image.
+        top_k_fraction: Fraction of the map averaged by the ``"topk"`` score reduction.
 
     In eval mode (every BatchNorm using running statistics) the forward pass runs a fast path
     with the same outputs to float rounding: the BatchNorms are folded into the convolutions
@@ -134,6 +138,8 @@ class EA2DModel(nn.Module):
         score_reduction: ScoreReduction = "max",
         sigma: float = 0.0,
         bn_momentum: float | None = None,
+        roi: nn.Module | None = None,
+        top_k_fraction: float = 0.01,
     ) -> None:
         super().__init__()
         if backbone.split(".", maxsplit=1)[0] not in SUPPORTED_BACKBONES:
@@ -143,7 +149,10 @@ class EA2DModel(nn.Module):
         self.encoder = create_encoder(backbone, pre_trained=pre_trained, weights_path=backbone_weights)
         block, specs = _stage_specs(self.encoder)
         self.branches = nn.ModuleList([ViewBranch(block, specs) for _ in range(2)])
-        self.anomaly_map_generator = AnomalyMapGenerator(score_reduction=score_reduction, sigma=sigma)
+        self.anomaly_map_generator = AnomalyMapGenerator(
+            score_reduction=score_reduction, sigma=sigma, top_k_fraction=top_k_fraction
+        )
+        self.roi_foreground = roi
         self.second_view: Callable[[torch.Tensor], torch.Tensor] = rotate180
         """Transformation making the second view in training; inference always uses ``rotate180``."""
         self.fast_inference = True
@@ -253,8 +262,9 @@ class EA2DModel(nn.Module):
         features = self.features(images)
         if self.training:
             return features
+        roi = self.roi_foreground(images) if self.roi_foreground is not None else None
         anomaly_map, pred_score = self.anomaly_map_generator(
-            features.encoder[0], features.decoder[0], features.encoder[1], features.decoder[1], images.shape[-2:]
+            features.encoder[0], features.decoder[0], features.encoder[1], features.decoder[1], images.shape[-2:], roi
         )
         return InferenceBatch(pred_score=pred_score, anomaly_map=anomaly_map.contiguous())
 
