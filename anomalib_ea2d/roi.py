@@ -172,8 +172,9 @@ class RegionOfInterest(Callback):
 
     Installs, once, a forward hook on the Lightning module's torch model (``pl_module.model``)
     that zeroes the eval-mode anomaly map outside :class:`Foreground` and takes the image score
-    again from the masked map. The hook runs in validation, test, predict and in an export
-    made in the same process; see the module docstring for its limits.
+    again from the masked map. On EA2D (without its own ``roi``) it sets the model's ROI instead,
+    which keeps EA2D's per-view scores (and its ``score_reduction``). The hook runs in validation,
+    test, predict and in an export made in the same process; see the module docstring for its limits.
 
     Args:
         threshold: See :class:`Foreground`.
@@ -210,12 +211,15 @@ class RegionOfInterest(Callback):
             name = type(pl_module).__name__
             msg = f"RegionOfInterest needs an anomalib model with its torch model in .model; {name} has none."
             raise TypeError(msg)
-        if isinstance(getattr(model, "roi_foreground", None), Foreground):
-            return
+        if isinstance(getattr(model, "roi_foreground", None), nn.Module):
+            return  # already has a region of interest (e.g. EA2D(roi=...))
         foreground = foreground_for(pl_module, self.settings)
         assert foreground is not None
-        model.add_module("roi_foreground", foreground)  # moves with the model (.to(device))
-        model.register_forward_hook(_ROIHook(foreground, self.score_reduction, self.top_k_fraction))
+        if hasattr(model, "roi_foreground"):  # EA2DModel: its own ROI input, its own score reduction
+            model.roi_foreground = foreground
+        else:
+            model.add_module("roi_foreground", foreground)  # moves with the model (.to(device))
+            model.register_forward_hook(_ROIHook(foreground, self.score_reduction, self.top_k_fraction))
         logger.info("Region of interest on %s: %s.", type(pl_module).__name__, foreground.extra_repr())
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:

@@ -77,3 +77,23 @@ def test_ea2d_maps_are_zero_outside_the_roi_and_scores_come_from_inside() -> Non
     assert torch.all(out.anomaly_map[roi == 0] == 0)
     torch.testing.assert_close(out.anomaly_map[roi == 1], ref.anomaly_map[roi == 1])
     assert out.pred_score.item() <= ref.pred_score.item()  # max over a subset of cells
+
+
+def test_region_of_interest_callback_sets_ea2d_roi_once() -> None:
+    from anomalib_ea2d import RegionOfInterest  # noqa: PLC0415
+
+    module = EA2D(backbone="resnet18", pre_trained=False, image_size=64)
+    assert module.model.roi_foreground is None
+    callback = RegionOfInterest(threshold=0.1, closing=1, erosion=0)
+    callback.apply(module)
+    first = module.model.roi_foreground
+    assert isinstance(first, Foreground)
+    assert first.threshold == 0.1
+    assert not module.model._forward_hooks
+    callback.apply(module)
+    assert module.model.roi_foreground is first
+    raw, _ = _disk_with_hole()
+    module.eval()
+    with torch.no_grad():
+        out = module.model(_normalise(raw))
+    assert torch.all(out.anomaly_map[first(_normalise(raw)) == 0] == 0)
