@@ -18,7 +18,10 @@ if TYPE_CHECKING:
     from anomalib_ea2d.callbacks import ContrastiveAugmentation
     from anomalib_ea2d.lightning_model import EA2D
     from anomalib_ea2d.loss import EA2DLoss
+    from anomalib_ea2d.metrics import medical_evaluator
+    from anomalib_ea2d.post_processing import SpecificityPostProcessor
     from anomalib_ea2d.reference import convert_reference_state_dict
+    from anomalib_ea2d.roi import Foreground, RegionOfInterest
     from anomalib_ea2d.torch_model import EA2DFeatures, EA2DModel
 
 _EXPORTS = {
@@ -28,6 +31,10 @@ _EXPORTS = {
     "EA2DLoss": "anomalib_ea2d.loss",
     "ContrastiveAugmentation": "anomalib_ea2d.callbacks",
     "convert_reference_state_dict": "anomalib_ea2d.reference",
+    "Foreground": "anomalib_ea2d.roi",
+    "RegionOfInterest": "anomalib_ea2d.roi",
+    "SpecificityPostProcessor": "anomalib_ea2d.post_processing",
+    "medical_evaluator": "anomalib_ea2d.metrics",
 }
 
 __all__ = [
@@ -36,7 +43,11 @@ __all__ = [
     "EA2DFeatures",
     "EA2DLoss",
     "EA2DModel",
+    "Foreground",
+    "RegionOfInterest",
+    "SpecificityPostProcessor",
     "convert_reference_state_dict",
+    "medical_evaluator",
 ]
 
 

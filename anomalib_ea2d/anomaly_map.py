@@ -5,7 +5,12 @@ its decoder reconstruction at every scale. The coarser scales are brought to the
 resolution by nearest-neighbour upsampling and averaged. The second view's map is rotated back
 into the image frame, the two views are averaged, and the result is bilinearly resized to the
 input size (optionally Gaussian-smoothed). The image score is the mean over the two views of each
-view's ``max`` (or ``mean``) at feature resolution, as in the paper's reference code.
+view's ``max`` (the paper's reference code), ``mean`` or ``topk`` (mean of the highest
+``top_k_fraction`` of the map: robust to a single hot cell) at feature resolution.
+
+With a region of interest (a ``[B, 1, H, W]`` 0/1 mask at input size, e.g. from
+:class:`~anomalib_ea2d.roi.Foreground`), the final map is zero outside it and the image score is
+reduced over the feature cells that lie mostly inside it.
 """
 
 from __future__ import annotations
@@ -17,8 +22,46 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-ScoreReduction = Literal["max", "mean"]
-SCORE_REDUCTIONS: tuple[str, ...] = ("max", "mean")
+ScoreReduction = Literal["max", "mean", "topk"]
+SCORE_REDUCTIONS: tuple[str, ...] = ("max", "mean", "topk")
+
+
+def reduce_map(
+    anomaly_map: torch.Tensor,
+    reduction: ScoreReduction = "max",
+    top_k_fraction: float = 0.01,
+    roi: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Per-image score of a non-negative ``[B, 1, H, W]`` map, optionally restricted to a 0/1 ``roi``.
+
+    Args:
+        anomaly_map: Non-negative anomaly map.
+        reduction: ``"max"``, ``"mean"`` (over the ROI when given) or ``"topk"``: mean of the
+            ``max(1, round(top_k_fraction * H * W))`` highest values (cells outside the ROI count as 0).
+        top_k_fraction: Fraction of the map's cells averaged by ``"topk"``.
+        roi: Optional 0/1 mask broadcastable to ``anomaly_map``.
+
+    Returns:
+        ``[B]`` scores.
+
+    Example:
+        >>> import torch
+        >>> m = torch.arange(100.0).view(1, 1, 10, 10)
+        >>> reduce_map(m, "topk", top_k_fraction=0.02)  # mean of 98 and 99
+        tensor([98.5000])
+    """
+    if roi is not None:
+        anomaly_map = anomaly_map * roi
+    flat = anomaly_map.flatten(1)
+    if reduction == "max":
+        return flat.amax(dim=1)
+    if reduction == "mean":
+        if roi is None:
+            return flat.mean(dim=1)
+        area = roi.expand_as(anomaly_map).flatten(1).sum(dim=1)
+        return flat.sum(dim=1) / area.clamp(min=1.0)
+    k = max(1, round(top_k_fraction * flat.shape[1]))
+    return flat.topk(k, dim=1).values.mean(dim=1)
 
 
 def rotate180(x: torch.Tensor) -> torch.Tensor:
@@ -60,9 +103,10 @@ class AnomalyMapGenerator(nn.Module):
     """Fuse the two views' feature maps into an anomaly map and an image score.
 
     Args:
-        score_reduction: ``"max"`` (default, the reference) or ``"mean"`` per-view reduction.
+        score_reduction: ``"max"`` (default, the reference), ``"mean"`` or ``"topk"`` per-view reduction.
         sigma: Standard deviation of the Gaussian smoothing of the final map; ``0`` disables it
             (the reference does not smooth).
+        top_k_fraction: Fraction of the feature map's cells that ``"topk"`` averages.
 
     Example:
         >>> import torch
@@ -73,11 +117,17 @@ class AnomalyMapGenerator(nn.Module):
         (torch.Size([1, 1, 64, 64]), torch.Size([1]))
     """
 
-    def __init__(self, score_reduction: ScoreReduction = "max", sigma: float = 0.0) -> None:
+    def __init__(
+        self, score_reduction: ScoreReduction = "max", sigma: float = 0.0, top_k_fraction: float = 0.01
+    ) -> None:
         super().__init__()
         if score_reduction not in SCORE_REDUCTIONS:
             msg = f"score_reduction must be one of {SCORE_REDUCTIONS}, got {score_reduction!r}."
             raise ValueError(msg)
+        if not 0.0 < top_k_fraction <= 1.0:
+            msg = f"top_k_fraction must be in (0, 1], got {top_k_fraction}; e.g. 0.01 for the top 1 % of the map."
+            raise ValueError(msg)
+        self.top_k_fraction = top_k_fraction
         if sigma < 0:
             msg = f"sigma must be >= 0 (0 disables smoothing), got {sigma}."
             raise ValueError(msg)
@@ -92,10 +142,9 @@ class AnomalyMapGenerator(nn.Module):
             kernel_size = 2 * int(4.0 * sigma + 0.5) + 1
             self.blur = GaussianBlur2d(kernel_size=(kernel_size, kernel_size), sigma=(sigma, sigma), channels=1)
 
-    def reduce(self, view_map: torch.Tensor) -> torch.Tensor:
-        """Per-image ``max`` or ``mean`` of a ``[B, 1, H, W]`` map."""
-        flat = view_map.flatten(1)
-        return flat.amax(dim=1) if self.score_reduction == "max" else flat.mean(dim=1)
+    def reduce(self, view_map: torch.Tensor, roi: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-image ``max``, ``mean`` or ``topk`` of a ``[B, 1, H, W]`` map (within ``roi`` if given)."""
+        return reduce_map(view_map, self.score_reduction, self.top_k_fraction, roi)
 
     def forward(
         self,
@@ -104,13 +153,23 @@ class AnomalyMapGenerator(nn.Module):
         encoder_view2: Sequence[torch.Tensor],
         decoder_view2: Sequence[torch.Tensor],
         image_size: tuple[int, int] | torch.Size,
+        roi: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the ``[B, 1, H, W]`` anomaly map at ``image_size`` and the ``[B]`` image scores."""
+        """Return the ``[B, 1, H, W]`` anomaly map at ``image_size`` and the ``[B]`` image scores.
+
+        ``roi`` (``[B, 1, H, W]``, 0/1, in the image frame) zeroes the map outside it and restricts
+        each view's score to the feature cells at least half inside it (rotated for the second view).
+        """
         map1 = view_anomaly_map(encoder_view1, decoder_view1)
         map2 = view_anomaly_map(encoder_view2, decoder_view2)
-        score = (self.reduce(map1) + self.reduce(map2)) / 2
+        if roi is None:
+            score = (self.reduce(map1) + self.reduce(map2)) / 2
+        else:
+            cells = (F.adaptive_avg_pool2d(roi, map1.shape[-2:]) >= 0.5).to(map1.dtype)
+            score = (self.reduce(map1, cells) + self.reduce(map2, rotate180(cells))) / 2
         combined = (map1 + rotate180(map2)) / 2
-        return self.to_image(combined, image_size), score
+        anomaly_map = self.to_image(combined, image_size)
+        return (anomaly_map if roi is None else anomaly_map * roi), score
 
     def to_image(self, view_map: torch.Tensor, image_size: tuple[int, int] | torch.Size) -> torch.Tensor:
         """Resize a ``[B, 1, h, w]`` map bilinearly to ``image_size`` and smooth it (when ``sigma > 0``)."""

@@ -5,11 +5,16 @@
 the final model with anomalib's metrics, exports it to OpenVINO and writes, under ``--output``
 (default ``results/demo``):
 
-- ``metrics.json`` and ``metrics.csv``: image AUROC/F1, pixel AUROC/PRO, and timings;
+- ``metrics.json`` and ``metrics.csv``: the configured test metrics (the demo config: image AUROC,
+  AP, sensitivity/specificity at the operating point and at 95 % specificity; pixel AUROC, AP,
+  PRO, Dice, best Dice), the operating point's thresholds, and timings;
 - ``heatmaps/``: anomalib's visualisations of a few normal and lesion test slices;
 - ``openvino/``: the exported model (``model.xml``/``model.bin``).
 
-Without reachable ImageNet weights the encoder starts from random weights, and the demo says so.
+Where ImageNet weights can be reached (timm's cache or a download) the demo uses them; otherwise the
+encoder starts from random weights (with the config's from-scratch recipe), and one log line says so.
+The console shows the steps, the metrics table and where the outputs are; the export's ONNX
+chatter is silenced (:func:`~anomalib_ea2d.quiet.quiet_export`).
 """
 
 from __future__ import annotations
@@ -29,17 +34,28 @@ from anomalib.deploy import ExportType
 from anomalib.engine import Engine
 from lightning.pytorch import seed_everything
 
+from anomalib_ea2d.backbone import OfflineWeightsError
+from anomalib_ea2d.quiet import quiet_export
+
 logger = logging.getLogger("anomalib_ea2d.demo")
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "synthetic_brain.yaml"
 HEATMAPS_PER_CLASS = 3
 
 
+def _build(value: Any) -> Any:  # noqa: ANN401
+    """Instantiate nested ``{class_path, init_args}`` sections (e.g. a post-processor); other values as they are."""
+    if isinstance(value, dict) and "class_path" in value:
+        return _instantiate(value)
+    return value
+
+
 def _instantiate(spec: dict[str, Any], **overrides: Any) -> Any:  # noqa: ANN401
     """Build ``class_path(**init_args, **overrides)`` from a config section."""
     module_name, _, class_name = spec["class_path"].rpartition(".")
     cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(**{**spec.get("init_args", {}), **overrides})
+    init_args = {key: _build(value) for key, value in spec.get("init_args", {}).items()}
+    return cls(**{**init_args, **overrides})
 
 
 def load_config(path: Path) -> dict[str, Any]:
@@ -62,10 +78,11 @@ def _build_model(spec: dict[str, Any]) -> Any:  # noqa: ANN401
     """The configured EA2D; if ImageNet weights are asked for but unreachable, start from random weights."""
     try:
         return _instantiate(spec)
-    except RuntimeError as error:
+    except OfflineWeightsError as error:
         if not spec.get("init_args", {}).get("pre_trained", True):
             raise
-        logger.warning("ImageNet weights are not reachable (%s); the demo trains the encoder from scratch.", error)
+        reason = str(error).split(";", maxsplit=1)[0]
+        logger.warning("%s; the demo trains the encoder from random weights (from-scratch recipe).", reason)
         return _instantiate(spec, pre_trained=False)
 
 
@@ -84,25 +101,47 @@ def _collect_heatmaps(results_dir: Path, target: Path) -> list[Path]:
     return copied
 
 
+def _step(number: int, text: str) -> None:
+    print(f"[{number}/4] {text}", flush=True)
+
+
+def _print_table(metrics: dict[str, Any]) -> None:
+    """Print the test metrics as a two-column table."""
+    rows = [(key, value) for key, value in metrics.items() if key.startswith(("image_", "pixel_"))]
+    width = max((len(key) for key, _ in rows), default=10)
+    print(f"  {'metric':<{width}}  value")
+    print(f"  {'-' * width}  ------")
+    for key, value in rows:
+        print(f"  {key:<{width}}  {value:.4f}")
+
+
 def run(config_path: Path, output: Path) -> dict[str, Any]:
     """Run the demo and return the metrics written to ``output/metrics.json``."""
     config = load_config(config_path)
     seed_everything(config.get("seed_everything", 42), workers=True)
     output.mkdir(parents=True, exist_ok=True)
+    _step(1, f"data: synthetic brain-MRI set under {output / 'data'} (generated on first use)")
     datamodule = _instantiate(config["data"], root=output / "data")
     model = _build_model(config["model"])
     engine = Engine(default_root_dir=output / "results", logger=False, **config.get("trainer", {}))
 
+    _step(2, f"training EA2D ({'ImageNet' if model.hparams.pre_trained else 'random'} encoder start)")
     started = time.perf_counter()
     engine.fit(model=model, datamodule=datamodule)
     train_seconds = time.perf_counter() - started
+    _step(3, "testing on the test half (thresholds were calibrated on the validation half)")
     started = time.perf_counter()
     (test_metrics,) = engine.test(model=model, datamodule=datamodule)
     test_seconds = time.perf_counter() - started
-    exported = engine.export(model=model, export_type=ExportType.OPENVINO, export_root=output / "openvino")
+    _step(4, "exporting to OpenVINO")
+    with quiet_export():
+        exported = engine.export(model=model, export_type=ExportType.OPENVINO, export_root=output / "openvino")
 
+    post = model.post_processor
     metrics = {
         **{key: float(value) for key, value in test_metrics.items()},
+        "image_threshold": float(post.image_threshold),
+        "pixel_threshold": float(post.pixel_threshold),
         "train_seconds": round(train_seconds, 1),
         "train_steps": int(engine.trainer.global_step),
         "test_seconds": round(test_seconds, 1),
@@ -116,14 +155,12 @@ def run(config_path: Path, output: Path) -> dict[str, Any]:
         writer.writerows(metrics.items())
     heatmaps = _collect_heatmaps(output / "results", output / "heatmaps")
     print(f"\nEA2D demo on the synthetic brain-MRI set (synthetic lesions; see docs/data.md), {config_path.name}")
-    for key in ("image_AUROC", "image_F1Score", "pixel_AUROC", "pixel_PRO"):
-        if key in metrics:
-            print(f"  {key:<14} {metrics[key]:.4f}")
+    _print_table(metrics)
     print(f"  trained {metrics['train_steps']} steps in {train_seconds:.0f} s; tested in {test_seconds:.0f} s")
-    print(
-        f"Outputs: {output / 'metrics.json'}, {output / 'metrics.csv'}, "
-        f"{len(heatmaps)} heat maps in {output / 'heatmaps'}, OpenVINO model {exported}"
-    )
+    print("Outputs:")
+    print(f"  metrics    {output / 'metrics.json'}, {output / 'metrics.csv'}")
+    print(f"  heat maps  {output / 'heatmaps'} ({len(heatmaps)} images)")
+    print(f"  OpenVINO   {exported}")
     return metrics
 
 

@@ -30,6 +30,8 @@ from anomalib_ea2d.anomaly_map import ScoreReduction
 from anomalib_ea2d.checkpoint import check_checkpoint_file
 from anomalib_ea2d.guards import CheckpointGuard, InputGuard, NumericsGuard
 from anomalib_ea2d.loss import EA2DLoss
+from anomalib_ea2d.metrics import medical_evaluator
+from anomalib_ea2d.roi import foreground_for
 from anomalib_ea2d.torch_model import INPUT_MULTIPLE, EA2DModel
 
 logger = logging.getLogger(__name__)
@@ -53,7 +55,7 @@ class EA2D(AnomalibModule):
         pre_trained: Start the encoder from ImageNet weights (torchvision's, through timm).
         backbone_weights: Local torchvision/timm ResNet checkpoint to use instead of downloading.
         freeze_encoder_bn: Keep the encoder's BatchNorms in eval mode while training (OCT2017 recipe).
-        score_reduction: Per-view image score, ``"max"`` (default) or ``"mean"`` of the anomaly map.
+        score_reduction: Per-view image score, ``"max"`` (default), ``"mean"`` or ``"topk"`` of the anomaly map.
         sigma: Gaussian smoothing of the anomaly map (0: none, as the paper).
         lr: Learning rate of attention and decoders.
         encoder_lr: Learning rate of the encoder.
@@ -69,10 +71,20 @@ class EA2D(AnomalibModule):
         metrics: Metrics of the default evaluator: ``"ea2d"`` (image AUROC/F1, pixel AUROC/PRO) or
             ``"anomalib"`` (anomalib's default image AUROC/F1, pixel AUROC/F1, the set the built-in
             models report; ``anomalib benchmark`` needs one metric set across all its models).
+            ``"medical"``: :func:`~anomalib_ea2d.metrics.medical_evaluator` (AUROC, AP, Dice,
+            sensitivity at the operating point and at 95 % specificity).
         pre_processor: Pre-processor, or ``True`` for Resize(``image_size``) + ImageNet normalisation.
         post_processor: Post-processor, or ``True`` for anomalib's default.
         evaluator: Evaluator, or ``True`` for the metric set chosen by ``metrics``.
         visualizer: Visualizer, or ``True`` for anomalib's image visualizer.
+        roi: Region of interest computed from the input (:class:`~anomalib_ea2d.roi.Foreground`):
+            ``None``/``False`` (the paper: whole image), ``True`` (default settings) or a dict of
+            ``threshold``/``closing``/``erosion``; the map is zero outside it and the score taken inside.
+        top_k_fraction: Fraction of the map averaged by ``score_reduction="topk"``.
+        scratch_encoder_lr: From-scratch recipe: the encoder's learning rate when it starts from
+            random weights (``pre_trained=False`` and no ``backbone_weights``), replacing
+            ``encoder_lr`` (the paper's 1e-5 assumes ImageNet weights and leaves a random encoder
+            nearly random). ``None`` (default): ``encoder_lr`` always. Logged when applied.
 
     Example:
         >>> from anomalib_ea2d import EA2D
@@ -99,14 +111,19 @@ class EA2D(AnomalibModule):
         view2_weight: float = 0.5,
         contrastive_weight: float = 0.5,
         image_size: int | tuple[int, int] = 256,
-        metrics: Literal["ea2d", "anomalib"] = "ea2d",
+        metrics: Literal["ea2d", "anomalib", "medical"] = "ea2d",
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,
         evaluator: Evaluator | bool = True,
         visualizer: Visualizer | bool = True,
+        roi: bool | dict[str, float] | None = None,
+        top_k_fraction: float = 0.01,
+        scratch_encoder_lr: float | None = None,
     ) -> None:
         _positive("lr", lr)
         _positive("encoder_lr", encoder_lr, allow_zero=True)
+        if scratch_encoder_lr is not None:
+            _positive("scratch_encoder_lr", scratch_encoder_lr, allow_zero=True)
         _positive("weight_decay", weight_decay, allow_zero=True)
         _positive("gradient_clip_norm", gradient_clip_norm, allow_zero=True)
         _positive("max_steps", max_steps)
@@ -116,11 +133,13 @@ class EA2D(AnomalibModule):
             raise ValueError(msg)
         if pre_processor is True:
             pre_processor = self.configure_pre_processor(size)
-        if metrics not in {"ea2d", "anomalib"}:
-            msg = f"EA2D metrics must be 'ea2d' or 'anomalib', got {metrics!r}."
+        if metrics not in {"ea2d", "anomalib", "medical"}:
+            msg = f"EA2D metrics must be 'ea2d', 'anomalib' or 'medical', got {metrics!r}."
             raise ValueError(msg)
         if evaluator is True and metrics == "anomalib":
             evaluator = AnomalibModule.configure_evaluator()
+        if evaluator is True and metrics == "medical":
+            evaluator = medical_evaluator()
         if backbone_weights is not None:
             backbone_weights = str(backbone_weights)  # plain str in hparams: checkpoints load with weights_only
         super().__init__(
@@ -138,6 +157,8 @@ class EA2D(AnomalibModule):
             score_reduction=score_reduction,
             sigma=sigma,
             bn_momentum=bn_momentum,
+            roi=foreground_for(self, roi),
+            top_k_fraction=top_k_fraction,
         )
         self.loss = EA2DLoss(
             view1_weight=view1_weight, view2_weight=view2_weight, contrastive_weight=contrastive_weight
@@ -156,13 +177,27 @@ class EA2D(AnomalibModule):
         )
 
     def configure_optimizers(self) -> optim.Optimizer:
-        """AdamW with one learning rate for the encoder and one for attention and decoders (constant)."""
+        """AdamW with one learning rate for the encoder and one for attention and decoders (constant).
+
+        The encoder's is ``scratch_encoder_lr`` instead of ``encoder_lr`` when that is set and the
+        encoder starts from random weights.
+        """
         encoder = list(self.model.encoder.parameters())
         encoder_ids = {id(p) for p in encoder}
         rest = [p for p in self.model.parameters() if id(p) not in encoder_ids]
+        encoder_lr = self.hparams.encoder_lr
+        scratch_lr = self.hparams.get("scratch_encoder_lr")
+        if scratch_lr is not None and not self.hparams.pre_trained and self.hparams.backbone_weights is None:
+            logger.info(
+                "EA2D encoder starts from random weights: from-scratch recipe, encoder lr %g instead of %g "
+                "(scratch_encoder_lr).",
+                scratch_lr,
+                encoder_lr,
+            )
+            encoder_lr = scratch_lr
         return optim.AdamW(
             [
-                {"params": encoder, "lr": self.hparams.encoder_lr},
+                {"params": encoder, "lr": encoder_lr},
                 {"params": rest, "lr": self.hparams.lr},
             ],
             weight_decay=self.hparams.weight_decay,

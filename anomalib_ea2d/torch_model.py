@@ -112,13 +112,17 @@ class EA2DModel(nn.Module):
             into the encoder instead of downloading (for machines without network access).
         freeze_encoder_bn: Normalise with the encoder's running BatchNorm statistics in training too and never
             update them (their affine parameters still train), as the reference's OCT2017 recipe.
-        score_reduction: Per-view image score, ``"max"`` or ``"mean"`` of the anomaly map.
+        score_reduction: Per-view image score, ``"max"``, ``"mean"`` or ``"topk"`` of the anomaly map.
         sigma: Gaussian smoothing of the anomaly map (0: none, as the reference).
         bn_momentum: If given, the momentum of every BatchNorm in the model.
         num_views: ``2`` (the method) or ``1``: the image view only, for the ablation study; no
             second attention/decoder branch is built, training features repeat the one view (the
             loss must then weight the second view and the contrastive term with 0) and eval
-            scores and maps come from the one view.
+            scores and maps come from the one view (without a region of interest).
+        roi: Module mapping the input images to a ``[B, 1, H, W]`` 0/1 region of interest (e.g.
+            :class:`~anomalib_ea2d.roi.Foreground`); the map is zero outside it and the score taken
+            inside it. ``None`` (the paper): the whole image.
+        top_k_fraction: Fraction of the map averaged by the ``"topk"`` score reduction.
 
     Eval mode runs the plain modules, both views through the encoder in one batched pass. For
     faster inference, :meth:`fuse` returns an eval copy with the BatchNorms folded into the
@@ -142,10 +146,12 @@ class EA2DModel(nn.Module):
         sigma: float = 0.0,
         bn_momentum: float | None = None,
         num_views: int = 2,
+        roi: nn.Module | None = None,
+        top_k_fraction: float = 0.01,
     ) -> None:
         super().__init__()
-        if num_views not in {1, 2}:
-            msg = f"num_views must be 2 (image and rotated view) or 1 (image view only), got {num_views}."
+        if num_views not in {1, 2} or (num_views == 1 and roi is not None):
+            msg = f"num_views must be 2 (image and rotated view) or 1 (image view only, no roi), got {num_views}."
             raise ValueError(msg)
         if backbone.split(".", maxsplit=1)[0] not in SUPPORTED_BACKBONES:
             msg = f"Unknown EA2D backbone {backbone!r}; choose one of {', '.join(SUPPORTED_BACKBONES)}."
@@ -155,7 +161,10 @@ class EA2DModel(nn.Module):
         block, specs = _stage_specs(self.encoder)
         self.num_views = num_views
         self.branches = nn.ModuleList([ViewBranch(block, specs) for _ in range(num_views)])
-        self.anomaly_map_generator = AnomalyMapGenerator(score_reduction=score_reduction, sigma=sigma)
+        self.anomaly_map_generator = AnomalyMapGenerator(
+            score_reduction=score_reduction, sigma=sigma, top_k_fraction=top_k_fraction
+        )
+        self.roi_foreground = roi
         self.second_view: Callable[[torch.Tensor], torch.Tensor] = rotate180
         """Transformation making the second view in training; inference always uses ``rotate180``."""
         if bn_momentum is not None:
@@ -239,8 +248,9 @@ class EA2DModel(nn.Module):
             return InferenceBatch(
                 pred_score=generator.reduce(view_map), anomaly_map=generator.to_image(view_map, images.shape[-2:])
             )
+        roi = self.roi_foreground(images) if self.roi_foreground is not None else None
         anomaly_map, pred_score = self.anomaly_map_generator(
-            features.encoder[0], features.decoder[0], features.encoder[1], features.decoder[1], images.shape[-2:]
+            features.encoder[0], features.decoder[0], features.encoder[1], features.decoder[1], images.shape[-2:], roi
         )
         return InferenceBatch(pred_score=pred_score, anomaly_map=anomaly_map.contiguous())
 

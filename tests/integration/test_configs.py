@@ -202,8 +202,18 @@ def test_synthetic_demo_is_cpu_sized(printed: dict[str, dict[str, Any]]) -> None
     config = printed["synthetic_brain"]
     args = config["model"]["init_args"]
     assert args["backbone"] == "resnet18"
-    assert args["pre_trained"] is False
+    assert args["pre_trained"] is True  # the demo falls back to random weights offline
     assert args["image_size"] == 128
+    assert args["roi"]  # medical settings on in the demo, off in the paper recipes
+    assert args["metrics"] == "medical"
+    assert args["post_processor"]["class_path"].endswith("SpecificityPostProcessor")
     assert args["max_steps"] <= 1000
     assert config["data"]["class_path"] == "anomalib_ea2d.data.SyntheticBrainMRI"
     assert config["data"]["init_args"]["image_size"] == 128
+
+
+@pytest.mark.parametrize("name", ["oct2017", "aptos2019", "isic2018", "br35h"])
+def test_paper_recipes_keep_whole_image_and_paper_encoder_lr(printed: dict[str, dict[str, Any]], name: str) -> None:
+    args = printed[name]["model"]["init_args"]
+    assert args["roi"] is None
+    assert args["scratch_encoder_lr"] is None

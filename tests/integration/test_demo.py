@@ -1,24 +1,37 @@
 """The README's demo (``python -m anomalib_ea2d.demo``) end to end, shrunk to seconds.
 
 The demo's own config is loaded and only its sizes are reduced, so the test exercises the
-config the README's first command uses.
+config the README's first command uses. The machine is made offline (``HF_HUB_OFFLINE=1``, empty
+weight caches), so the demo's fallback from ImageNet to random weights is exercised too.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
+import pytest
 import yaml
+from huggingface_hub import constants as hub_constants
 
 from anomalib_ea2d.demo import DEFAULT_CONFIG, load_config, run
 
 STEPS = 2
 
 
-def test_demo_writes_metrics_heatmaps_and_openvino_model(tmp_path: Path) -> None:
+def test_demo_offline_falls_back_and_writes_metrics_heatmaps_and_openvino_model(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     config = load_config(DEFAULT_CONFIG)
+    assert config["model"]["init_args"]["pre_trained"] is True  # the demo asks for ImageNet weights
     config["trainer"].update(val_check_interval=STEPS, accelerator="cpu", devices=1)
     config["model"]["init_args"].update(max_steps=STEPS, image_size=64)
     config["data"]["init_args"].update(
@@ -27,13 +40,23 @@ def test_demo_writes_metrics_heatmaps_and_openvino_model(tmp_path: Path) -> None
     small = tmp_path / "demo.yaml"
     small.write_text(yaml.safe_dump(config))
 
-    metrics = run(small, tmp_path / "out")
+    with caplog.at_level(logging.INFO):
+        metrics = run(small, tmp_path / "out")
+
+    fallback = [r for r in caplog.records if "trains the encoder from random weights" in r.getMessage()]
+    assert len(fallback) == 1, [r.getMessage() for r in caplog.records]
+    assert "HF_HUB_OFFLINE" in fallback[0].getMessage()
+    assert metrics["pre_trained_encoder"] is False
+    if config["model"]["init_args"].get("scratch_encoder_lr") is not None:
+        assert any("from-scratch recipe, encoder lr" in r.getMessage() for r in caplog.records)
 
     assert metrics["train_steps"] == STEPS
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved == metrics
-    for key in ("image_AUROC", "image_F1Score", "pixel_AUROC", "pixel_PRO"):
-        assert 0.0 <= saved[key] <= 1.0
+    for key in ("image_AUROC", "image_AveragePrecision", "image_SensitivityAtSpecificity", "pixel_AUROC"):
+        assert 0.0 <= saved[key] <= 1.0, key
+    for key in ("pixel_PRO", "pixel_Dice", "pixel_BestDice", "pixel_AveragePrecision"):
+        assert 0.0 <= saved[key] <= 1.0, key
     with (tmp_path / "out" / "metrics.csv").open() as handle:
         rows = {row["metric"]: row["value"] for row in csv.DictReader(handle)}
     assert float(rows["image_AUROC"]) == saved["image_AUROC"]
@@ -41,3 +64,11 @@ def test_demo_writes_metrics_heatmaps_and_openvino_model(tmp_path: Path) -> None
     assert any(p.name.startswith("normal_") for p in heatmaps)
     assert any(p.name.startswith("abnormal_") for p in heatmaps)
     assert Path(saved["openvino_model"]).with_suffix(".xml").is_file()
+
+    console = capfd.readouterr()
+    text = console.out + console.err
+    assert "Traceback" not in text
+    assert "onnx_ir" not in text
+    assert "onnxscript" not in text
+    for line in ("[1/4]", "[4/4] exporting to OpenVINO", "image_AUROC", "Outputs:", "OpenVINO"):
+        assert line in console.out, line

@@ -75,6 +75,8 @@ def test_demo_config_runs_from_the_cli(brain_root: Path, tmp_path: Path) -> None
         str(SIZE),
         "--model.init_args.max_steps",
         "2",
+        "--model.init_args.pre_trained",
+        "false",  # offline machines; the config asks for ImageNet weights
         "--trainer.val_check_interval",
         "2",
         "--trainer.accelerator",

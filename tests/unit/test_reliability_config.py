@@ -30,7 +30,7 @@ ANOMALIB = str(Path(sys.executable).parent / "anomalib")
         ({"encoder_lr": -1.0}, r"EA2D encoder_lr must be >= 0"),
         ({"contrastive_weight": -0.5}, r"contrastive_weight must be >= 0, got -0\.5"),
         ({"view1_weight": -1.0}, r"view1_weight must be >= 0"),
-        ({"score_reduction": "median"}, r"score_reduction must be one of \('max', 'mean'\), got 'median'"),
+        ({"score_reduction": "median"}, r"score_reduction must be one of \('max', 'mean', 'topk'\), got 'median'"),
         ({"sigma": -1.0}, r"sigma must be >= 0"),
         ({"bn_momentum": 1.5}, r"bn_momentum must be in \[0, 1\], got 1\.5"),
         ({"image_size": 100}, r"EA2D image_size must be positive multiples of 32, got 100"),

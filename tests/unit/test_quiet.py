@@ -1,0 +1,45 @@
+"""quiet_export: silences the export's loggers, warnings and stdout, and restores all of them after."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+
+import pytest
+
+from anomalib_ea2d.quiet import EXPORT_LOGGERS, quiet_export
+
+
+def test_state_is_restored_after_the_block(capsys: pytest.CaptureFixture[str]) -> None:
+    logging.getLogger("onnx_ir").setLevel(logging.DEBUG)
+    levels = {name: logging.getLogger(name).level for name in EXPORT_LOGGERS}
+    filters = list(warnings.filters)
+    stdout = sys.stdout
+    with quiet_export():
+        assert logging.getLogger("onnx_ir.passes.common").getEffectiveLevel() == logging.ERROR
+        logging.getLogger("onnxscript.version_converter").warning("hidden warning")
+        warnings.warn("hidden", UserWarning, stacklevel=1)
+        print("hidden print")
+    assert {name: logging.getLogger(name).level for name in EXPORT_LOGGERS} == levels
+    assert warnings.filters == filters
+    assert sys.stdout is stdout
+    captured = capsys.readouterr()
+    assert "hidden" not in captured.out + captured.err
+    with pytest.warns(UserWarning, match="visible"):
+        warnings.warn("visible", UserWarning, stacklevel=1)
+
+
+def _failing_export() -> None:
+    with quiet_export():
+        print("exporter progress")
+        msg = "export broke"
+        raise RuntimeError(msg)
+
+
+def test_output_is_shown_and_state_restored_when_the_export_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    levels = {name: logging.getLogger(name).level for name in EXPORT_LOGGERS}
+    with pytest.raises(RuntimeError, match="export broke"):
+        _failing_export()
+    assert {name: logging.getLogger(name).level for name in EXPORT_LOGGERS} == levels
+    assert "exporter progress" in capsys.readouterr().err
