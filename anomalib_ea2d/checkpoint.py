@@ -306,8 +306,42 @@ def guard_trainer_checkpoints(trainer: Trainer | None) -> None:
         strategy.checkpoint_io = GuardedCheckpointIO(strategy.checkpoint_io)
 
 
+class OfflineCheckpointLoading:
+    """Mixin for a LightningModule: ``load_from_checkpoint`` checks the file and needs no ImageNet weights.
+
+    ``pre_trained`` and ``backbone_weights`` default to ``False``/``None`` when loading (the checkpoint
+    holds the encoder's weights), so loading works without network or the original weight file. A
+    file that is not a checkpoint of the class (a reference-code state dict, another model's
+    checkpoint, a text file) raises :class:`CheckpointFormatError` saying what it is and what to do.
+    """
+
+    @classmethod
+    def load_from_checkpoint(
+        cls,
+        checkpoint_path: str | Path,
+        map_location: Any = None,  # noqa: ANN401
+        hparams_file: str | Path | None = None,
+        strict: bool | None = None,
+        weights_only: bool | None = None,
+        **kwargs: Any,  # noqa: ANN401
+    ) -> Any:  # noqa: ANN401
+        """Check ``checkpoint_path``, then load it with Lightning, without downloading ImageNet weights."""
+        check_checkpoint_file(checkpoint_path, weights_only=weights_only)
+        kwargs.setdefault("pre_trained", False)
+        kwargs.setdefault("backbone_weights", None)
+        return super().load_from_checkpoint(  # type: ignore[misc]
+            checkpoint_path,
+            map_location=map_location,
+            hparams_file=hparams_file,
+            strict=strict,
+            weights_only=weights_only,
+            **kwargs,
+        )
+
+
 __all__ = [
     "CheckpointFormatError",
+    "OfflineCheckpointLoading",
     "GuardedCheckpointIO",
     "check_checkpoint_file",
     "check_not_reference_state_dict",

@@ -9,52 +9,40 @@ take precedence over the recipe.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from anomalib import LearningType
 from anomalib.data import Batch
-from anomalib.metrics import AUROC, PRO, Evaluator, F1Score
+from anomalib.metrics import Evaluator
 from anomalib.models.components import AnomalibModule
 from anomalib.post_processing import PostProcessor
 from anomalib.pre_processing import PreProcessor
 from anomalib.visualization import Visualizer
-from lightning.pytorch.callbacks import Callback, Timer
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import optim
 
 from anomalib_ea2d._hook import register
 from anomalib_ea2d.anomaly_map import ScoreReduction
-from anomalib_ea2d.checkpoint import check_checkpoint_file
+from anomalib_ea2d.checkpoint import OfflineCheckpointLoading
 from anomalib_ea2d.guards import CheckpointGuard, InputGuard, NumericsGuard
 from anomalib_ea2d.loss import EA2DLoss
-from anomalib_ea2d.metrics import medical_evaluator
+from anomalib_ea2d.metrics import ea2d_evaluator
+from anomalib_ea2d.recipe import apply_training_length, check_init_args, default_evaluator, encoder_learning_rate
 from anomalib_ea2d.roi import foreground_for
-from anomalib_ea2d.torch_model import INPUT_MULTIPLE, EA2DModel
-
-logger = logging.getLogger(__name__)
-
-LIGHTNING_DEFAULT_MAX_EPOCHS = 1000
-"""What Lightning falls back to when neither ``max_epochs`` nor ``max_steps`` is given."""
+from anomalib_ea2d.torch_model import EA2DModel
 
 
-def _positive(name: str, value: float, allow_zero: bool = False) -> None:
-    if value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        msg = f"EA2D {name} must be {bound}, got {value}; fix it in the model's init args."
-        raise ValueError(msg)
-
-
-class EA2D(AnomalibModule):
+class EA2D(OfflineCheckpointLoading, AnomalibModule):
     """EA2D: Encoder-Attention-2Decoders reconstruction for medical anomaly detection.
 
     Args:
         backbone: ResNet encoder (``resnet50``, ``resnet18``, ``resnet34``, ``wide_resnet50_2``).
         pre_trained: Start the encoder from ImageNet weights (torchvision's, through timm).
         backbone_weights: Local torchvision/timm ResNet checkpoint to use instead of downloading.
-        freeze_encoder_bn: Keep the encoder's BatchNorms in eval mode while training (OCT2017 recipe).
+        freeze_encoder_bn: Normalise with the encoder's running BatchNorm statistics and never update them (OCT2017).
         score_reduction: Per-view image score, ``"max"`` (default), ``"mean"`` or ``"topk"`` of the anomaly map.
         sigma: Gaussian smoothing of the anomaly map (0: none, as the paper).
         lr: Learning rate of attention and decoders.
@@ -120,26 +108,11 @@ class EA2D(AnomalibModule):
         top_k_fraction: float = 0.01,
         scratch_encoder_lr: float | None = None,
     ) -> None:
-        _positive("lr", lr)
-        _positive("encoder_lr", encoder_lr, allow_zero=True)
-        if scratch_encoder_lr is not None:
-            _positive("scratch_encoder_lr", scratch_encoder_lr, allow_zero=True)
-        _positive("weight_decay", weight_decay, allow_zero=True)
-        _positive("gradient_clip_norm", gradient_clip_norm, allow_zero=True)
-        _positive("max_steps", max_steps)
-        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-        if len(size) != 2 or any(side <= 0 or side % INPUT_MULTIPLE for side in size):
-            msg = f"EA2D image_size must be positive multiples of {INPUT_MULTIPLE}, got {image_size}; e.g. 128 or 256."
-            raise ValueError(msg)
+        size = check_init_args(locals())  # every init arg, by name
         if pre_processor is True:
             pre_processor = self.configure_pre_processor(size)
-        if metrics not in {"ea2d", "anomalib", "medical"}:
-            msg = f"EA2D metrics must be 'ea2d', 'anomalib' or 'medical', got {metrics!r}."
-            raise ValueError(msg)
-        if evaluator is True and metrics == "anomalib":
-            evaluator = AnomalibModule.configure_evaluator()
-        if evaluator is True and metrics == "medical":
-            evaluator = medical_evaluator()
+        if evaluator is True:
+            evaluator = default_evaluator(metrics)
         if backbone_weights is not None:
             backbone_weights = str(backbone_weights)  # plain str in hparams: checkpoints load with weights_only
         super().__init__(
@@ -167,14 +140,7 @@ class EA2D(AnomalibModule):
     @staticmethod
     def configure_evaluator() -> Evaluator:
         """Image AUROC/F1 and, where masks exist, pixel AUROC and PRO."""
-        return Evaluator(
-            test_metrics=[
-                AUROC(fields=["pred_score", "gt_label"], prefix="image_"),
-                F1Score(fields=["pred_label", "gt_label"], prefix="image_"),
-                AUROC(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
-                PRO(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
-            ],
-        )
+        return ea2d_evaluator()
 
     def configure_optimizers(self) -> optim.Optimizer:
         """AdamW with one learning rate for the encoder and one for attention and decoders (constant).
@@ -185,16 +151,7 @@ class EA2D(AnomalibModule):
         encoder = list(self.model.encoder.parameters())
         encoder_ids = {id(p) for p in encoder}
         rest = [p for p in self.model.parameters() if id(p) not in encoder_ids]
-        encoder_lr = self.hparams.encoder_lr
-        scratch_lr = self.hparams.get("scratch_encoder_lr")
-        if scratch_lr is not None and not self.hparams.pre_trained and self.hparams.backbone_weights is None:
-            logger.info(
-                "EA2D encoder starts from random weights: from-scratch recipe, encoder lr %g instead of %g "
-                "(scratch_encoder_lr).",
-                scratch_lr,
-                encoder_lr,
-            )
-            encoder_lr = scratch_lr
+        encoder_lr = encoder_learning_rate(self.hparams)
         return optim.AdamW(
             [
                 {"params": encoder, "lr": encoder_lr},
@@ -217,52 +174,10 @@ class EA2D(AnomalibModule):
                 optimizer, gradient_clip_val=gradient_clip_val, gradient_clip_algorithm=gradient_clip_algorithm
             )
 
-    @classmethod
-    def load_from_checkpoint(  # type: ignore[override]
-        cls,
-        checkpoint_path: str | Path,
-        map_location: Any = None,  # noqa: ANN401
-        hparams_file: str | Path | None = None,
-        strict: bool | None = None,
-        weights_only: bool | None = None,
-        **kwargs: Any,  # noqa: ANN401
-    ) -> EA2D:
-        """Load an EA2D checkpoint, building the encoder without ImageNet weights (the checkpoint holds them).
-
-        ``pre_trained`` and ``backbone_weights`` default to ``False``/``None`` here, so loading works on
-        machines without network or without the original weight file. A file that is not an EA2D
-        checkpoint (a reference-code state dict, another model's checkpoint) raises
-        :class:`~anomalib_ea2d.checkpoint.CheckpointFormatError` saying what it is and how to load it.
-        """
-        check_checkpoint_file(checkpoint_path, weights_only=weights_only)
-        kwargs.setdefault("pre_trained", False)
-        kwargs.setdefault("backbone_weights", None)
-        return super().load_from_checkpoint(
-            checkpoint_path,
-            map_location=map_location,
-            hparams_file=hparams_file,
-            strict=strict,
-            weights_only=weights_only,
-            **kwargs,
-        )
-
     def setup(self, stage: str) -> None:
         """Apply the recipe's training length when the trainer was given none."""
-        trainer = self._trainer
-        if stage != "fit" or trainer is None:
-            return
-        fit_loop = trainer.fit_loop
-        user_set_length = (
-            fit_loop.epoch_loop.max_steps != -1
-            or fit_loop.max_epochs not in {None, LIGHTNING_DEFAULT_MAX_EPOCHS}
-            or any(isinstance(callback, Timer) for callback in trainer.callbacks)  # Trainer(max_time=...)
-        )
-        if not user_set_length:
-            fit_loop.epoch_loop.max_steps = self.hparams.max_steps
-            fit_loop.max_epochs = -1
-            logger.info(
-                "EA2D trains for %d steps (model max_steps; set --trainer.max_steps to change).", self.hparams.max_steps
-            )
+        if stage == "fit" and self._trainer is not None:
+            apply_training_length(self._trainer, self.hparams.max_steps)
 
     def configure_callbacks(self) -> list[Callback]:
         """The anomalib components' callbacks (pre/post-processing, metrics, visualiser) plus the safety guards."""

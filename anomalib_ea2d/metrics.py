@@ -96,10 +96,28 @@ def medical_evaluator(min_specificity: float = 0.95) -> Evaluator:
     )
 
 
+def ea2d_evaluator() -> Evaluator:
+    """EA2D's default metric set: image AUROC/F1 and, where masks exist, pixel AUROC and PRO.
+
+    Example:
+        >>> [metric.name for metric in ea2d_evaluator().test_metrics]
+        ['image_AUROC', 'image_F1Score', 'pixel_AUROC', 'pixel_PRO']
+    """
+    return Evaluator(
+        test_metrics=[
+            AUROC(fields=["pred_score", "gt_label"], prefix="image_"),
+            F1Score(fields=["pred_label", "gt_label"], prefix="image_"),
+            AUROC(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
+            PRO(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
+        ],
+    )
+
+
 __all__ = [
     "AveragePrecision",
     "BestDice",
     "Dice",
+    "ea2d_evaluator",
     "Sensitivity",
     "SensitivityAtSpecificity",
     "Specificity",
