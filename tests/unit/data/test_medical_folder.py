@@ -1,8 +1,4 @@
-"""MedicalFolder, its predict dataset and mask pairing: every file checked at setup, bad ones listed or skipped.
-
-Every expected value is computed from the array the test writes (no copied numbers). 8-bit files
-must read exactly as anomalib's own reader reads them; deeper files must keep their full range.
-"""
+"""MedicalFolder, its predict dataset and mask pairing: every file checked at setup, bad ones listed or skipped."""
 
 from __future__ import annotations
 
