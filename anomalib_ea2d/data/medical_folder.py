@@ -11,7 +11,8 @@ arguments) with two changes:
   stops training when its batch comes up, possibly hours in; the check costs about one pass over
   the data and can be turned off with ``check_images=False``.
 
-:class:`MedicalPredictDataset` does the same for ``anomalib predict`` on a folder of images.
+:class:`MedicalPredictDataset` does the same for ``anomalib predict`` on a folder of images (a plain
+``--data <folder>`` is routed to it by :mod:`anomalib_ea2d.data.predict_reader`).
 
 From the command line::
 
@@ -38,9 +39,6 @@ from anomalib.data import Folder, PredictDataset
 from anomalib.data.dataclasses import DatasetItem, ImageItem
 from anomalib.data.datasets.image.folder import FolderDataset
 from anomalib.data.utils import LabelName, Split, TestSplitMode, ValSplitMode
-from lightning.pytorch import Trainer
-from lightning.pytorch.trainer.states import TrainerFn
-from torch.utils.data import DataLoader
 from torchvision.transforms.v2 import Transform
 from torchvision.tv_tensors import Mask
 
@@ -391,48 +389,9 @@ class MedicalPredictDataset(PredictDataset):
         return ImageItem(image=image, image_path=str(path))
 
 
-def read_predict_paths_with_medical_reader(trainer: Trainer | None) -> None:
-    """Make ``anomalib predict --data <folder or file>`` read and check its images as here.
-
-    anomalib's ``Engine.predict`` wraps a plain path in its ``PredictDataset``, whose Pillow reader
-    stops at a corrupt file with a bare ``UnidentifiedImageError`` and clips 16-bit images to 8 bits.
-    Called from the model's ``setup`` (after the trainer has its predict dataloaders, before it builds
-    them), this replaces each dataloader over exactly that dataset by one over
-    :meth:`MedicalPredictDataset.from_predict_dataset`: same files, order, batch size and collation;
-    8-bit images give the same tensors; unusable files are listed in one error before predicting.
-
-    Example:
-        >>> from lightning.pytorch import Trainer
-        >>> read_predict_paths_with_medical_reader(Trainer(logger=False, enable_progress_bar=False))
-    """
-    if trainer is None or trainer.state.fn != TrainerFn.PREDICTING:
-        return
-    source = trainer.predict_loop._data_source  # noqa: SLF001 - where Trainer.predict keeps the dataloaders given
-    instance = source.instance
-    if isinstance(instance, DataLoader):
-        source.instance = _medical_loader(instance)
-    elif isinstance(instance, list):
-        source.instance = [_medical_loader(item) if isinstance(item, DataLoader) else item for item in instance]
-
-
-def _medical_loader(loader: DataLoader) -> DataLoader:
-    if type(loader.dataset) is not PredictDataset:  # a dataset chosen by the user (or already ours) stays
-        return loader
-    dataset = MedicalPredictDataset.from_predict_dataset(loader.dataset)
-    logger.info("EA2D predict: %d images read with the medical-image reader (all checked).", len(dataset))
-    return DataLoader(
-        dataset,
-        batch_size=loader.batch_size,
-        num_workers=loader.num_workers,
-        collate_fn=loader.collate_fn,
-        pin_memory=loader.pin_memory,
-    )
-
-
 __all__ = [
     "MedicalFolder",
     "MedicalFolderDataset",
     "MedicalPredictDataset",
     "pair_masks",
-    "read_predict_paths_with_medical_reader",
 ]

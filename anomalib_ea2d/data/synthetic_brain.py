@@ -22,6 +22,10 @@ Everything is deterministic given :class:`SyntheticBrainParams` (subject ``i`` o
 gets the same random stream), and :func:`generate_synthetic_brain` caches the set on disk with a
 manifest holding a hash of the parameters: the set is regenerated only when they change.
 
+This module holds the parameters, the rendering of a subject's slices and the cached generator; the
+template and the subjects' deformation are in :mod:`anomalib_ea2d.data.synthetic_brain_anatomy`, the
+lesion painting in :mod:`anomalib_ea2d.data.synthetic_brain_lesions`.
+
 Example:
     >>> import tempfile
     >>> from anomalib_ea2d.data.synthetic_brain import SyntheticBrainParams, generate_synthetic_brain
@@ -42,13 +46,15 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
+
+from anomalib_ea2d.data.synthetic_brain_anatomy import _load_atlas, _sampling_coordinates
+from anomalib_ea2d.data.synthetic_brain_lesions import _draw_lesions
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +66,6 @@ TRAIN_DIR = "train/good"
 TEST_NORMAL_DIR = "test/good"
 TEST_ABNORMAL_DIR = "test/lesion"
 MASK_DIR = "ground_truth/lesion"
-
-FIELD_OF_VIEW_MM = 210.0
-"""Side of the square field of view of every slice, centred on the brain."""
 
 NORMALISED_P99 = 0.75
 """Grey value (in [0, 1]) that the 99th percentile of a lesion-free volume's brain voxels maps to."""
@@ -159,157 +162,6 @@ class SubjectSlices:
     lesion_masks: np.ndarray
     brain: np.ndarray
     slice_mm: np.ndarray = field(default_factory=lambda: np.zeros(0))
-
-
-@dataclass
-class _Atlas:
-    """The template volumes, cropped to the axial slab the slices come from."""
-
-    t1_coeffs: np.ndarray  # cubic-spline coefficients of the masked T1 crop
-    mask: np.ndarray
-    wm: np.ndarray
-    centre: np.ndarray  # brain bounding-box centre, in crop voxel coordinates (x, y, z)
-    z_limits: tuple[float, float]  # lowest and highest brain voxel (crop coordinates)
-
-
-@lru_cache(maxsize=2)
-def _load_atlas(slice_range: tuple[float, float]) -> _Atlas:
-    from nilearn import datasets  # noqa: PLC0415 - heavy import, only needed when generating
-
-    t1 = np.asarray(datasets.load_mni152_template(resolution=1).get_fdata(dtype=np.float32))
-    mask = np.asarray(datasets.load_mni152_brain_mask(resolution=1).get_fdata(dtype=np.float32))
-    wm = np.asarray(datasets.load_mni152_wm_template(resolution=1).get_fdata(dtype=np.float32))
-    brain_voxels = np.argwhere(mask > 0)
-    low, high = brain_voxels.min(axis=0), brain_voxels.max(axis=0)
-    centre = (low + high) / 2.0
-    # Keep only the slab the slices can come from (plus room for tilt and deformation).
-    z_lo = low[2] + slice_range[0] * (high[2] - low[2])
-    z_hi = low[2] + slice_range[1] * (high[2] - low[2])
-    margin = 30
-    z0 = max(int(z_lo) - margin, 0)
-    z1 = min(math.ceil(z_hi) + margin + 1, t1.shape[2])
-    crop = np.s_[:, :, z0:z1]
-    t1_crop = t1[crop] * mask[crop]
-    return _Atlas(
-        t1_coeffs=ndimage.spline_filter(t1_crop, order=3, output=np.float32),
-        mask=np.ascontiguousarray(mask[crop]),
-        wm=np.ascontiguousarray(wm[crop]),
-        centre=np.array([centre[0], centre[1], centre[2] - z0]),
-        z_limits=(z_lo - z0, z_hi - z0),
-    )
-
-
-def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    cz, sz = math.cos(yaw), math.sin(yaw)
-    cy, sy = math.cos(pitch), math.sin(pitch)
-    cx, sx = math.cos(roll), math.sin(roll)
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    return rz @ ry @ rx
-
-
-def _sampling_coordinates(
-    rng: np.random.Generator,
-    atlas: _Atlas,
-    slice_offsets: np.ndarray,
-    size: int,
-) -> np.ndarray:
-    """Template voxel coordinates ``(3, n, S, S)`` of every output pixel for one subject.
-
-    Output pixel ``(row, col)`` of slice ``k`` sits at ``(x, y, z)`` millimetres from the brain centre
-    (anterior up, subject's right on the image's right); the subject's affine transform and smooth
-    elastic displacement map it into the template. Both are smooth, so they are evaluated on a
-    coarse grid and interpolated linearly to the full grid.
-    """
-    coarse = max(size // 8, 2) + 1
-    spacing = FIELD_OF_VIEW_MM / size
-    half = (size - 1) / 2.0
-    axis = np.linspace(0, size - 1, coarse)
-    rows, cols = np.meshgrid(axis, axis, indexing="ij")
-    n = len(slice_offsets)
-    points = np.stack(
-        [
-            np.broadcast_to((cols - half) * spacing, (n, coarse, coarse)),
-            np.broadcast_to((half - rows) * spacing, (n, coarse, coarse)),
-            np.broadcast_to(slice_offsets[:, None, None], (n, coarse, coarse)),
-        ],
-    ).reshape(3, -1)
-
-    # Small affine: in-plane rotation, slight tilt, anisotropic scaling, in-plane shift.
-    angles = np.deg2rad([rng.uniform(-10, 10), rng.uniform(-4, 4), rng.uniform(-4, 4)])
-    scales = rng.uniform(0.93, 1.07, size=3)
-    shift = np.array([rng.uniform(-4, 4), rng.uniform(-4, 4), 0.0])
-    moved = (_rotation(*angles) * scales) @ points + shift[:, None]
-
-    # Elastic part: random displacements (about 3 mm) on a 20 mm control lattice, cubic B-spline.
-    lattice_step = 20.0
-    extent = np.array([180.0, 220.0, 120.0])
-    lattice_shape = tuple(int(e / lattice_step) + 1 for e in extent)
-    lattice_index = (moved + extent[:, None] / 2) / lattice_step
-    displacement = np.empty_like(moved)
-    for component in range(3):
-        lattice = rng.normal(0.0, 3.0, size=lattice_shape)
-        displacement[component] = ndimage.map_coordinates(lattice, lattice_index, order=3, mode="nearest")
-    coords = moved + displacement + atlas.centre[:, None]
-    coords = coords.reshape(3, n, coarse, coarse)
-    zoom = (1, size / coarse, size / coarse)
-    return np.stack([ndimage.zoom(c, zoom, order=1, grid_mode=False) for c in coords]).astype(np.float32)
-
-
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
-    """Gaussian-filtered white noise rescaled to zero mean and unit standard deviation."""
-    noise = ndimage.gaussian_filter(rng.standard_normal(shape), sigma)
-    return (noise - noise.mean()) / (noise.std() + 1e-8)
-
-
-def _draw_lesions(
-    rng: np.random.Generator,
-    tissue: np.ndarray,
-    brain: np.ndarray,
-    wm: np.ndarray,
-    params: SyntheticBrainParams,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Paint 1-3 lesions into one slice of tissue (white matter = 1); return it and the lesion mask."""
-    size = tissue.shape[-1]
-    spacing = FIELD_OF_VIEW_MM / size
-    radii_px = np.asarray(params.lesion_radius_mm) / spacing
-    count = int(rng.integers(params.lesions_per_image[0], params.lesions_per_image[1] + 1))
-    depth = ndimage.distance_transform_edt(brain)
-    rows, cols = np.mgrid[0:size, 0:size].astype(np.float64)
-    out = tissue.copy()
-    lesion_mask = np.zeros_like(brain)
-    centres: list[tuple[float, float, float]] = []
-    for _ in range(count):
-        a, b = rng.uniform(radii_px[0], radii_px[1], size=2)
-        radius = max(a, b)
-        # Centres deep enough inside the brain, weighted towards white matter.
-        allowed = depth > radius * 1.3 + 1
-        if not allowed.any():
-            allowed = depth >= depth.max()
-        weights = np.where(allowed, wm**2 + 0.02, 0.0).ravel()
-        for _attempt in range(20):
-            index = int(rng.choice(weights.size, p=weights / weights.sum()))
-            cy, cx = divmod(index, size)
-            if all(math.hypot(cy - y, cx - x) > 0.8 * (radius + r) for y, x, r in centres):
-                break
-        centres.append((cy, cx, radius))
-
-        theta = rng.uniform(0, math.pi)
-        dy, dx = rows - cy, cols - cx
-        u = (dx * math.cos(theta) + dy * math.sin(theta)) / a
-        v = (-dx * math.sin(theta) + dy * math.cos(theta)) / b
-        # Irregular outline: the elliptic distance bent by smooth noise of about a third of the lesion size.
-        distance = np.hypot(u, v) - 0.3 * _smooth_noise(rng, (size, size), max(min(a, b) * 0.4, 0.7))
-        # Soft edge: full strength inside 0.8, zero beyond 1.2, one half on the mask contour at 1.0.
-        t = np.clip((1.2 - distance) / 0.4, 0.0, 1.0)
-        alpha = t * t * (3 - 2 * t) * brain * rng.uniform(0.8, 1.0)
-        hyper = wm[cy, cx] < 0.6 or rng.random() < 0.5
-        level = rng.uniform(1.1, 1.3) if hyper else rng.uniform(0.35, 0.6)
-        texture = 1.0 + rng.uniform(0.05, 0.1) * _smooth_noise(rng, (size, size), max(1.2 / spacing, 0.6))
-        out = out * (1 - alpha) + alpha * level * texture
-        lesion_mask |= (distance <= 1.0) & brain
-    return out, lesion_mask
 
 
 def synthesize_subject(

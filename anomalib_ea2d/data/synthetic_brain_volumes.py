@@ -40,13 +40,15 @@ import numpy as np
 from scipy import ndimage
 
 from anomalib_ea2d.data.synthetic_brain import (
-    FIELD_OF_VIEW_MM,
     MANIFEST_NAME,
     MASK_DIR,
     NORMALISED_P99,
     TEST_ABNORMAL_DIR,
     TEST_NORMAL_DIR,
     TRAIN_DIR,
+)
+from anomalib_ea2d.data.synthetic_brain_anatomy import (
+    FIELD_OF_VIEW_MM,
     _load_atlas,
     _rotation,
     _sampling_coordinates,

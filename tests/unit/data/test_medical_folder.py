@@ -11,10 +11,7 @@ import torch
 from anomalib import TaskType
 from anomalib.data import PredictDataset
 from anomalib.data.datasets.image.folder import FolderDataset
-from lightning.pytorch import Trainer
-from lightning.pytorch.trainer.states import TrainerFn
 from PIL import Image
-from torch.utils.data import DataLoader
 
 from anomalib_ea2d.data.image_io import (
     ImageReadError,
@@ -24,7 +21,6 @@ from anomalib_ea2d.data.medical_folder import (
     MedicalFolder,
     MedicalFolderDataset,
     MedicalPredictDataset,
-    read_predict_paths_with_medical_reader,
 )
 
 SIZE = 24
@@ -179,7 +175,7 @@ def test_missing_mask_is_named_at_setup_or_skipped(tmp_path: Path, caplog: pytes
     assert [Path(path).name for path in abnormal.mask_path] == ["0.png", "2.png"]
 
 
-def test_plain_predict_dataset_is_read_and_checked_by_the_medical_reader(tmp_path: Path) -> None:
+def test_predict_dataset_from_anomalibs_reads_the_same_files_and_checks_them(tmp_path: Path) -> None:
     root = _folder_with(tmp_path, broken=0)
     Image.fromarray(_gray8()).save(root / "train" / "gray8.png")
     theirs = PredictDataset(root / "train")
@@ -188,18 +184,6 @@ def test_plain_predict_dataset_is_read_and_checked_by_the_medical_reader(tmp_pat
     eight_bit = [index for index, path in enumerate(theirs.image_filenames) if path.name == "gray8.png"]
     assert torch.equal(ours[eight_bit[0]].image, theirs[eight_bit[0]].image)
     assert float(ours[0].image.max()) == pytest.approx(1000 / 65535)  # anomalib's reader clips it to 1.0
-
-    trainer = Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
-    chosen = DataLoader(MedicalPredictDataset(root / "test_good"), batch_size=2)
-    trainer.predict_loop._data_source.instance = [DataLoader(theirs, batch_size=3), chosen]  # as Engine.predict does
-    read_predict_paths_with_medical_reader(trainer)  # not predicting: nothing changes
-    assert type(trainer.predict_loop._data_source.instance[0].dataset) is PredictDataset
-    trainer.state.fn = TrainerFn.PREDICTING  # as Trainer.predict sets it before calling the model's setup
-    read_predict_paths_with_medical_reader(trainer)
-    replaced, kept = trainer.predict_loop._data_source.instance
-    assert type(replaced.dataset) is MedicalPredictDataset
-    assert replaced.batch_size == 3
-    assert kept is chosen
 
     (root / "train" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     with pytest.raises(ValueError, match=r"1 of 5 images of predict folder .*train cannot be used.*broken\.png"):
