@@ -1,4 +1,4 @@
-"""Demo lever study: what ROI, score reduction, image size, steps and the from-scratch recipe buy on the synthetic set.
+r"""Demo lever study: what ROI, score reduction, image size, steps and the from-scratch recipe buy on the synthetic set.
 
 Each *training* setting (encoder learning rate, steps, image size, seed) trains EA2D once on the
 synthetic brain-MRI set exactly as the demo does (``configs/synthetic_brain.yaml`` with overrides);

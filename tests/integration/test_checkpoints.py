@@ -33,13 +33,6 @@ TRAIN_SIZES = [(32, 32), (45, 70), (5, 7), (40, 40), (64, 48), (33, 31), (32, 32
 BATCH = len(TRAIN_SIZES)  # one training step per epoch
 ANOMALIB = str(Path(sys.executable).parent / "anomalib")
 
-needs_module_hooks = pytest.mark.xfail(
-    "load_from_checkpoint" not in EA2D.__dict__ or "load_state_dict" not in EA2DModel.__dict__,
-    reason="needs the EA2D.load_from_checkpoint/setup and EA2DModel.load_state_dict hooks (anomalib_ea2d.checkpoint)",
-    strict=True,
-)
-"""Until those hooks are in lightning_model.py/torch_model.py these tests must fail; then they must pass."""
-
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread() -> object:
@@ -155,7 +148,6 @@ def test_checkpoint_holds_only_safe_types(trained: tuple[EA2D, Path]) -> None:
     assert content["hyper_parameters"]["backbone"] == "resnet18"
 
 
-@needs_module_hooks
 def test_load_needs_neither_network_nor_the_backbone_file(trained: tuple[EA2D, Path], tmp_path: Path) -> None:
     model, _ = trained
     weights = tmp_path / "resnet18.pth"
@@ -204,19 +196,16 @@ def other_model_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@needs_module_hooks
 def test_reference_file_into_load_from_checkpoint(reference_file: Path) -> None:
     with pytest.raises(CheckpointFormatError, match=r"reference EA2D code.*convert_reference_state_dict"):
         EA2D.load_from_checkpoint(reference_file)
 
 
-@needs_module_hooks
 def test_reference_file_into_ckpt_path(reference_file: Path, data_root: Path, tmp_path: Path) -> None:
     with pytest.raises(CheckpointFormatError, match=r"reference EA2D code.*convert_reference_state_dict"):
         _engine(tmp_path).test(model=_model(), datamodule=_datamodule(data_root), ckpt_path=reference_file)
 
 
-@needs_module_hooks
 def test_reference_state_dict_into_model_load_state_dict(reference_file: Path) -> None:
     model = EA2DModel(backbone="resnet18", pre_trained=False)
     state = torch.load(reference_file, weights_only=True)
@@ -224,7 +213,6 @@ def test_reference_state_dict_into_model_load_state_dict(reference_file: Path) -
         model.load_state_dict(state)
 
 
-@needs_module_hooks
 def test_other_model_checkpoint_is_named(other_model_checkpoint: Path, data_root: Path, tmp_path: Path) -> None:
     with pytest.raises(CheckpointFormatError, match=r"reverse_distillation, not of EA2D"):
         EA2D.load_from_checkpoint(other_model_checkpoint)
@@ -234,7 +222,6 @@ def test_other_model_checkpoint_is_named(other_model_checkpoint: Path, data_root
         _engine(tmp_path).test(model=_model(), datamodule=_datamodule(data_root), ckpt_path=other_model_checkpoint)
 
 
-@needs_module_hooks
 def test_cli_wrong_checkpoint_message_and_exit_code(reference_file: Path, data_root: Path, tmp_path: Path) -> None:
     """``anomalib test --ckpt_path`` with a reference file: the message reaches the user, exit code != 0."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
