@@ -56,8 +56,8 @@ class NumericsGuard(Callback):
     The BatchNorm statistics are updated by the forward pass itself, before the loss can be looked
     at. Instead of copying them before every step, the guard keeps a snapshot refreshed every
     ``snapshot_every_n_steps`` steps (and at the start of training and after each validation) and
-    puts it back if a step leaves NaN/Inf statistics; an input batch with NaN/Inf is refused before
-    the forward pass, so it changes nothing.
+    puts it back if a step leaves NaN/Inf statistics. Input, loss and statistics are checked together
+    in one device sync per step, and the message says whether the input batch held NaN/Inf pixels.
 
     Args:
         snapshot_every_n_steps: How often the BatchNorm statistics are copied while all is well.
