@@ -82,7 +82,9 @@ def _build_model(spec: dict[str, Any]) -> Any:  # noqa: ANN401
         if not spec.get("init_args", {}).get("pre_trained", True):
             raise
         reason = str(error).split(";", maxsplit=1)[0]
-        logger.warning("%s; the demo trains the encoder from random weights (from-scratch recipe).", reason)
+        scratch_lr = spec.get("init_args", {}).get("scratch_encoder_lr")
+        recipe = f"from-scratch recipe, encoder lr {scratch_lr:g}" if scratch_lr is not None else "paper recipe"
+        logger.warning("%s; the demo trains the encoder from random weights (%s).", reason, recipe)
         return _instantiate(spec, pre_trained=False)
 
 

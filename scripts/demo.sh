@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/python -m anomalib_ea2d.demo --config configs/synthetic_brain.yaml --output results/demo "$@"
+# -W: timm and anomalib warn about their own deprecated imports at import time; nothing a demo user can act on.
+.venv/bin/python -W ignore::FutureWarning -m anomalib_ea2d.demo --config configs/synthetic_brain.yaml --output results/demo "$@"
