@@ -152,22 +152,11 @@ class NumericsGuard(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        """Stop if validation scored NaN/Inf (the thresholds and the next checkpoint would hold NaN)."""
+        """Stop if validation or test scored NaN/Inf (no thresholds, metrics or checkpoint from them)."""
         del pl_module, batch, batch_idx, dataloader_idx
         self._check_outputs(outputs, trainer)
 
-    def on_test_batch_end(
-        self,
-        trainer: Trainer,
-        pl_module: LightningModule,
-        outputs: Any,  # noqa: ANN401
-        batch: Any,  # noqa: ANN401
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        """Refuse to report metrics over NaN/Inf scores."""
-        del pl_module, batch, batch_idx, dataloader_idx
-        self._check_outputs(outputs, trainer)
+    on_test_batch_end = on_validation_batch_end
 
 
 def _unsaveable(name: str, tensor: torch.Tensor) -> bool:

@@ -71,11 +71,6 @@ class TrajectoryRecorder(Callback):
         self.losses: list[float] = []
         self.grad_norms: list[float] = []
         self.digests: list[dict[str, torch.Tensor]] = []
-        self.encoder_batchnorm_training: list[bool] = []
-
-    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
-        del trainer, batch, batch_idx
-        self.encoder_batchnorm_training.append(pl_module.model.encoder.bn1.training)
 
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:
         del trainer, optimizer  # called before the recipe's clipping: the norm the reference logs

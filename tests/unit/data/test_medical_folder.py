@@ -26,18 +26,8 @@ from anomalib_ea2d.data.medical_folder import (
 SIZE = 24
 
 
-def _gradient16() -> np.ndarray:
-    return np.linspace(0, 65535, SIZE * SIZE).reshape(SIZE, SIZE).round().astype(np.uint16)
-
-
 def _gray8() -> np.ndarray:
     return (np.arange(SIZE * SIZE).reshape(SIZE, SIZE) % 256).astype(np.uint8)
-
-
-def _truncate(path: Path) -> Path:
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    return path
 
 
 # --- datamodule and predict dataset ------------------------------------------------------------------
