@@ -125,7 +125,10 @@ def run(config_path: Path, output: Path) -> dict[str, Any]:
     _step(1, f"data: synthetic brain-MRI set under {output / 'data'} (generated on first use)")
     datamodule = _instantiate(config["data"], root=output / "data")
     model = _build_model(config["model"])
-    engine = Engine(default_root_dir=output / "results", logger=False, **config.get("trainer", {}))
+    # The recipe's length given to the trainer up front: same 300 steps, without Lightning's "max_epochs
+    # was not set" warning on the demo's console.
+    trainer_args = {"max_steps": model.hparams.max_steps, **config.get("trainer", {})}
+    engine = Engine(default_root_dir=output / "results", logger=False, **trainer_args)
 
     _step(2, f"training EA2D ({'ImageNet' if model.hparams.pre_trained else 'random'} encoder start)")
     started = time.perf_counter()
