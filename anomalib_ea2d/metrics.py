@@ -35,11 +35,23 @@ from torchmetrics.classification import (
 )
 
 
-class AveragePrecision(AnomalibMetric, BinaryAveragePrecision):  # type: ignore[misc]
+class _Flattened:
+    """Flattens predictions and targets before the torchmetrics update, as anomalib's own metrics do.
+
+    Models differ in the shape of their image scores (``(B,)`` or ``(B, 1)``) and labels; the
+    values are paired element by element either way.
+    """
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        """Update with flattened ``preds`` and ``target``."""
+        super().update(preds.flatten(), target.flatten())  # type: ignore[misc]
+
+
+class AveragePrecision(AnomalibMetric, _Flattened, BinaryAveragePrecision):  # type: ignore[misc]
     """Average precision (area under the step-wise precision-recall curve) of scores or maps."""
 
 
-class Dice(AnomalibMetric, BinaryF1Score):  # type: ignore[misc]
+class Dice(AnomalibMetric, _Flattened, BinaryF1Score):  # type: ignore[misc]
     """Dice coefficient of binary predictions (``pred_mask``) against ``gt_mask``, pooled over pixels."""
 
 
@@ -47,15 +59,15 @@ class BestDice(F1Max):
     """Best Dice over all thresholds of ``anomaly_map`` against ``gt_mask`` (anomalib's ``F1Max``)."""
 
 
-class Sensitivity(AnomalibMetric, BinaryRecall):  # type: ignore[misc]
+class Sensitivity(AnomalibMetric, _Flattened, BinaryRecall):  # type: ignore[misc]
     """Sensitivity (recall) of binary predictions at the operating threshold."""
 
 
-class Specificity(AnomalibMetric, BinarySpecificity):  # type: ignore[misc]
+class Specificity(AnomalibMetric, _Flattened, BinarySpecificity):  # type: ignore[misc]
     """Specificity of binary predictions at the operating threshold."""
 
 
-class SensitivityAtSpecificity(AnomalibMetric, BinarySensitivityAtSpecificity):  # type: ignore[misc]
+class SensitivityAtSpecificity(AnomalibMetric, _Flattened, BinarySensitivityAtSpecificity):  # type: ignore[misc]
     """Highest sensitivity among the thresholds whose specificity is at least ``min_specificity``."""
 
     def compute(self) -> torch.Tensor:  # type: ignore[override]

@@ -77,12 +77,36 @@ def _variant_metrics(val: dict[str, torch.Tensor], test: dict[str, torch.Tensor]
     }
 
 
-def run_setting(setting: dict[str, Any], roi_settings: dict[str, Any], output: Path) -> None:
-    """Train one setting and append one JSON line per inference variant to ``output``."""
+def _save_maps(model: EA2D, datamodule: Any, foreground: Any, folder: Path, setting: dict[str, Any]) -> None:  # noqa: ANN401
+    """Save the raw (no ROI, ``max``) predictions and the ROI foreground of both halves for offline study."""
+    model.model.roi_foreground = None
+    model.model.anomaly_map_generator.score_reduction = "max"
+    saved: dict[str, Any] = {"setting": setting}
+    for name, loader in (("val", datamodule.val_dataloader()), ("test", datamodule.test_dataloader())):
+        saved[name] = _predict(model, loader)
+        with torch.no_grad():
+            images = torch.cat([batch.image for batch in loader])
+            saved[name]["roi"] = foreground(model.pre_processor(images)).squeeze(1).bool()
+    folder.mkdir(parents=True, exist_ok=True)
+    name = "_".join(f"{key}{value}" for key, value in setting.items())
+    torch.save(saved, folder / f"maps_{name}.pt")
+
+
+def run_setting(
+    setting: dict[str, Any], roi_settings: dict[str, Any], output: Path, save_maps: Path | None = None
+) -> None:
+    """Train one setting and append one JSON line per inference variant to ``output``.
+
+    With ``save_maps``, the raw validation and test maps (no ROI), scores, labels, masks and ROI
+    foregrounds of the trained model are also saved there, one ``.pt`` file per setting.
+    """
     config = yaml.safe_load(CONFIG.read_text())
     seed_everything(setting["seed"], workers=True)
     size, steps = setting["image_size"], setting["steps"]
-    data_args = {**config["data"]["init_args"], "image_size": size}
+    data = config["data"]
+    if isinstance(data, str):  # the recipe names the set's datamodule config, relative to itself
+        data = yaml.safe_load((CONFIG.parent / data).read_text())
+    data_args = {**data["init_args"], "image_size": size}
     model_args = {**config["model"]["init_args"], "image_size": size, "max_steps": steps, "pre_trained": False}
     model_args.update(encoder_lr=setting["encoder_lr"], roi=None, score_reduction="max")
     model_args.pop("post_processor", None)
@@ -102,6 +126,8 @@ def run_setting(setting: dict[str, Any], roi_settings: dict[str, Any], output: P
         engine.fit(model=model, datamodule=datamodule)
         train_seconds = time.perf_counter() - started
         foreground = foreground_for(model, roi_settings)
+        if save_maps is not None:
+            _save_maps(model, datamodule, foreground, save_maps, setting)
         for roi, reduction in itertools.product((False, True), REDUCTIONS):
             model.model.roi_foreground = foreground if roi else None
             model.model.anomaly_map_generator.score_reduction = reduction
@@ -122,13 +148,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--encoder-lr", type=float, nargs="+", default=[1e-5])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--output", type=Path, default=Path("results/levers.jsonl"))
+    parser.add_argument("--save-maps", type=Path, default=None, help="folder for the raw maps of each setting")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     roi_settings = yaml.safe_load(CONFIG.read_text())["model"]["init_args"].get("roi") or True
     for seed, steps, size, encoder_lr in itertools.product(args.seeds, args.steps, args.image_size, args.encoder_lr):
         setting = {"seed": seed, "steps": steps, "image_size": size, "encoder_lr": encoder_lr}
-        run_setting(setting, roi_settings, args.output)
+        run_setting(setting, roi_settings, args.output, args.save_maps)
 
 
 if __name__ == "__main__":

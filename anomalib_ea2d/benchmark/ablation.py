@@ -9,7 +9,6 @@ is tested with the shared evaluator. Writes ``ablation.csv`` (one row per run) a
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ from anomalib_ea2d.benchmark.builders import build_datamodule, build_engine, bui
 from anomalib_ea2d.benchmark.config import ABLATIONS, AblationConfig
 from anomalib_ea2d.benchmark.measure import StepTimer, set_threads
 from anomalib_ea2d.benchmark.metrics import METRIC_KEYS, METRIC_LABELS
-from anomalib_ea2d.benchmark.report import Table, fmt, write_study
+from anomalib_ea2d.benchmark.report import Table, fmt, mean_std, write_study
 from anomalib_ea2d.lightning_model import EA2D
 from anomalib_ea2d.torch_model import EA2DModel
 
@@ -113,16 +112,7 @@ def ablation_summary(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         >>> summary["runs"], summary["step_ms"], round(summary["step_ms_std"], 3)
         (2, 2.0, 1.414)
     """
-    summary = []
-    for variant in dict.fromkeys(row["variant"] for row in rows):
-        runs = [row for row in rows if row["variant"] == variant]
-        entry: dict[str, Any] = {"variant": variant, "runs": len(runs)}
-        for key in (*METRIC_KEYS, "step_ms", "parameters_m"):
-            values = [row[key] for row in runs]
-            entry[key] = statistics.fmean(values)
-            entry[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else math.nan
-        summary.append(entry)
-    return summary
+    return mean_std(rows, ["variant"], [*METRIC_KEYS, "step_ms", "parameters_m"])
 
 
 def ablation_table(rows: Sequence[dict[str, Any]], config: AblationConfig) -> Table:

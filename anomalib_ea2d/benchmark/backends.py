@@ -8,6 +8,7 @@ static input shape with FP32 inference precision.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ Predictor = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 """A back-end: a batch of images in, anomalib's prediction fields out."""
 
 PREDICTION_FIELDS = ("pred_score", "pred_label", "anomaly_map", "pred_mask")
+
+logger = logging.getLogger(__name__)
 
 
 def torch_predict(module: nn.Module, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -120,6 +123,9 @@ def build_predictors(
 
     Returns:
         Predictors by back-end, and sizes on disk in MiB keyed ``torch_size_mib``/``<backend>_size_mib``.
+        A back-end whose export fails gets no predictor and an ``<backend>_error`` entry
+        (one sentence) instead of its size; the failure is logged.
+        (A model that OpenVINO then fails to compile raises on its first prediction.)
     """
     threads = torch.get_num_threads()
     torch_file = work / "model_state_dict.pt"
@@ -133,7 +139,13 @@ def build_predictors(
         if backend == "torch":
             predictors[backend] = lambda images: torch_predict(module, images)
             continue
-        xml = export_openvino(module, work / backend, int8=backend == "openvino-int8", datamodule=datamodule)
+        try:
+            xml = export_openvino(module, work / backend, int8=backend == "openvino-int8", datamodule=datamodule)
+        except Exception as error:  # noqa: BLE001 - reported in the results, the other back-ends still run
+            reason = " ".join(str(error).split())[:200]
+            sizes[f"{backend}_error"] = f"{type(error).__name__}: {reason}"
+            logger.warning("%s export of %s failed, not timed: %s", backend, type(module).__name__, reason)
+            continue
         sizes[f"{backend}_size_mib"] = size_mib(xml, xml.with_suffix(".bin"))
         predictors[backend] = openvino_predictor(xml, image_shape, threads)
     return predictors, sizes

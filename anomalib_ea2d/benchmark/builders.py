@@ -4,7 +4,8 @@ The studies train on the synthetic brain-MRI set (:func:`build_datamodule`), wit
 that share input size, backbone family and evaluator (:func:`build_model`), through anomalib's
 :class:`~anomalib.engine.Engine` on the CPU (:func:`build_engine`), with training chatter silenced
 (:func:`quiet_lightning`). No pretrained weights are downloaded: every backbone starts from random
-weights.
+weights (UniNet, whose teachers always ask torchvision for ImageNet weights, is built inside
+:func:`random_torchvision_weights`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torchvision
 from anomalib.engine import Engine
-from anomalib.models import AnomalibModule, Patchcore, ReverseDistillation
+from anomalib.models import AnomalibModule, Patchcore, ReverseDistillation, UniNet
 from lightning.pytorch import Callback
 from torch import nn
 
@@ -69,27 +71,53 @@ def images_for(batches: Sequence[Any], count: int) -> torch.Tensor:
     return images.repeat(repeats, 1, 1, 1)[:count].contiguous()
 
 
+class _NoWeights:
+    """Stands in for a torchvision weights enum whose ``DEFAULT`` is "no weights"."""
+
+    DEFAULT = None
+
+
+@contextlib.contextmanager
+def random_torchvision_weights() -> Iterator[None]:
+    """Models built inside get random weights where they ask torchvision for its default weights.
+
+    Example:
+        >>> with random_torchvision_weights():
+        ...     torchvision.models.get_model_weights("resnet50").DEFAULT is None
+        True
+    """
+    original = torchvision.models.get_model_weights
+    torchvision.models.get_model_weights = lambda name: _NoWeights
+    try:
+        yield
+    finally:
+        torchvision.models.get_model_weights = original
+
+
 def build_model(
     name: str,
     backbone: str,
     image_size: int,
     max_steps: int,
     ea2d_args: dict[str, Any] | None = None,
+    evaluator: Any = None,  # noqa: ANN401
 ) -> AnomalibModule:
     """An anomalib model with the shared input size, backbone family and evaluator.
 
     Args:
-        name: ``"ea2d"``, ``"patchcore"`` or ``"reverse_distillation"``.
-        backbone: ResNet name (random weights: nothing is downloaded).
+        name: ``"ea2d"``, ``"patchcore"``, ``"reverse_distillation"`` or ``"uninet"``.
+        backbone: ResNet name (random weights: nothing is downloaded); for UniNet its teacher and
+            student (a ResNet-50-like width, e.g. ``"resnet50"``).
         image_size: Input size of the pre-processor (Resize + ImageNet normalisation).
         max_steps: EA2D's training length (the other models get theirs from the trainer).
         ea2d_args: Extra EA2D init args (the ablation switches).
+        evaluator: The evaluator (default: :func:`~anomalib_ea2d.benchmark.metrics.shared_evaluator`).
 
     Example:
         >>> build_model("patchcore", "resnet18", 64, max_steps=2).__class__.__name__
         'Patchcore'
     """
-    common = {"evaluator": shared_evaluator(), "visualizer": False}
+    common = {"evaluator": evaluator or shared_evaluator(), "visualizer": False}
     if name == "ea2d":
         return EA2D(
             backbone=backbone,
@@ -104,6 +132,9 @@ def build_model(
         return Patchcore(backbone=backbone, pre_trained=False, pre_processor=pre_processor, **common)
     if name == "reverse_distillation":
         return ReverseDistillation(backbone=backbone, pre_trained=False, pre_processor=pre_processor, **common)
+    if name == "uninet":
+        with random_torchvision_weights():
+            return UniNet(student_backbone=backbone, teacher_backbone=backbone, pre_processor=pre_processor, **common)
     msg = f"Unknown benchmark model {name!r}; choose from {', '.join(MODEL_NAMES)}."
     raise ValueError(msg)
 
@@ -166,5 +197,6 @@ __all__ = [
     "images_for",
     "load_test_batches",
     "quiet_lightning",
+    "random_torchvision_weights",
     "randomise_eval_state",
 ]

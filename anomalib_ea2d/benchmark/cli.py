@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(
         prog="python -m anomalib_ea2d.benchmark",
-        description="Benchmark EA2D against anomalib's PatchCore and Reverse Distillation on the synthetic brain set.",
+        description="Benchmark EA2D against anomalib's PatchCore, Reverse Distillation and UniNet "
+        "on the synthetic brain set.",
     )
     parser.add_argument(
         "study", choices=(*STUDIES, "all"), help="Study to run ('all': every CPU study, i.e. all but gpu)."
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--models", nargs="+", choices=MODEL_NAMES, help="compare: models (default: all).")
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, help="compare: back-ends (default: all).")
     parser.add_argument("--threads", type=int, help="CPU threads (default: the preset's).")
-    parser.add_argument("--seeds", nargs="+", type=int, help="ablation: seeds.")
+    parser.add_argument("--seeds", nargs="+", type=int, help="compare and ablation: seeds.")
     parser.add_argument("--no-isolate", action="store_true", help="compare: run every model in this process.")
     return parser
 
@@ -76,7 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         configs = load_preset(args.preset, args.data_root)
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))  # exits with status 2
-    overrides = {"compare": {"models": args.models, "backends": args.backends}, "ablation": {"seeds": args.seeds}}
+    overrides = {
+        "compare": {"models": args.models, "backends": args.backends, "seeds": args.seeds},
+        "ablation": {"seeds": args.seeds},
+    }
     for study, values in overrides.items():
         given = {key: tuple(value) for key, value in values.items() if value}
         configs[study] = dataclasses.replace(configs[study], **given)

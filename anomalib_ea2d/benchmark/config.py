@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-ModelName = Literal["ea2d", "patchcore", "reverse_distillation"]
+ModelName = Literal["ea2d", "patchcore", "reverse_distillation", "uninet"]
 Backend = Literal["torch", "openvino-fp32", "openvino-int8"]
 """Torch eager, OpenVINO with FP32 inference precision, OpenVINO INT8 (post-training quantisation)."""
 Ablation = Literal["full", "no_attention", "one_view", "no_contrastive", "frozen_encoder"]
@@ -66,16 +66,34 @@ class DataSpec:
 
 
 @dataclass(kw_only=True)
+class MedicalSettings:
+    """The medical variant of every model in ``compare``: region of interest and operating point.
+
+    Attributes:
+        roi: :class:`~anomalib_ea2d.RegionOfInterest` settings (``threshold``, ``closing``, ``erosion``).
+        image_fpr: Fraction of normal validation images the image threshold flags.
+        pixel_fpr: Fraction of normal validation pixels the pixel threshold flags.
+    """
+
+    roi: dict[str, int | float]
+    image_fpr: float
+    pixel_fpr: float
+
+
+@dataclass(kw_only=True)
 class CompareConfig:
     """Settings of the ``compare`` study.
 
     Attributes:
         models: Models to compare.
-        backbone: ResNet backbone of every model.
-        train_steps: Optimizer steps of EA2D and Reverse Distillation (PatchCore: one epoch).
+        backbone: ResNet backbone of every model but UniNet.
+        uninet_backbone: Teacher and student of UniNet (its bottleneck needs a ResNet-50-like width).
+        train_steps: Optimizer steps of EA2D, Reverse Distillation and UniNet (PatchCore: one epoch).
         train_batch_size: Training batch size.
         eval_batch_size: Test batch size.
-        seed: Seed of model initialisation and data order.
+        seeds: Seeds of model initialisation and data order; accuracy is reported as mean +- std
+            over them, speed is measured on the models of the first seed.
+        medical: Settings of each model's second evaluation, with region of interest and operating point.
         batch_sizes: Batch sizes of the throughput measurements.
         backends: Inference back-ends.
         repeats: Timed repetitions per throughput measurement.
@@ -86,16 +104,23 @@ class CompareConfig:
 
     models: tuple[ModelName, ...]
     backbone: str
+    uninet_backbone: str
     train_steps: int
     train_batch_size: int
     eval_batch_size: int
-    seed: int
+    seeds: tuple[int, ...]
     batch_sizes: tuple[int, ...]
     backends: tuple[Backend, ...]
     repeats: int
     warmup: int
     threads: int | None
     data: DataSpec
+    medical: MedicalSettings
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            msg = "compare.seeds is empty; give at least one seed, e.g. [0, 1, 2]."
+            raise ValueError(msg)
 
 
 @dataclass(kw_only=True)

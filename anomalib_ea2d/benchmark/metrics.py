@@ -15,6 +15,8 @@ import torch
 from anomalib.metrics import AUPRO, AUROC, PRO, Evaluator, F1Score
 from torch.nn import functional as F  # noqa: N812
 
+from anomalib_ea2d.metrics import AveragePrecision, BestDice, Dice, Sensitivity, SensitivityAtSpecificity, Specificity
+
 METRIC_KEYS: tuple[str, ...] = ("image_AUROC", "image_F1Score", "pixel_AUROC", "pixel_AUPRO", "pixel_PRO")
 """Metrics every model of the comparison reports (one shared evaluator).
 
@@ -23,12 +25,34 @@ PRO figure of papers); ``pixel_PRO`` is anomalib's PRO at one threshold (0.5 of 
 map), which a map that is high everywhere also scores well on.
 """
 
+MEDICAL_KEYS: tuple[str, ...] = (
+    "image_AveragePrecision",
+    "image_SensitivityAtSpecificity",
+    "image_Sensitivity",
+    "image_Specificity",
+    "pixel_AveragePrecision",
+    "pixel_Dice",
+    "pixel_BestDice",
+)
+"""Medical metrics ``Engine.test`` also reports (:mod:`anomalib_ea2d.metrics`): AP, sensitivity at
+95 % specificity, sensitivity and specificity at the model's operating threshold, Dice at it, best Dice."""
+
+MIN_SPECIFICITY = 0.95
+"""Specificity of ``image_SensitivityAtSpecificity``."""
+
 METRIC_LABELS: dict[str, str] = {
     "image_AUROC": "image AUROC",
     "image_F1Score": "image F1",
     "pixel_AUROC": "pixel AUROC",
     "pixel_AUPRO": "pixel AUPRO",
     "pixel_PRO": "PRO@0.5",
+    "image_AveragePrecision": "image AP",
+    "image_SensitivityAtSpecificity": "sens@95%spec",
+    "image_Sensitivity": "sens (op)",
+    "image_Specificity": "spec (op)",
+    "pixel_AveragePrecision": "pixel AP",
+    "pixel_Dice": "Dice (op)",
+    "pixel_BestDice": "best Dice",
 }
 """Column headers of the metrics in the reports."""
 
@@ -54,9 +78,32 @@ def metric_objects(prefixed: bool) -> dict[str, Any]:
     }
 
 
-def shared_evaluator() -> Evaluator:
-    """An anomalib evaluator of :data:`METRIC_KEYS`, the same for every model of a comparison."""
-    return Evaluator(test_metrics=list(metric_objects(prefixed=True).values()))
+def medical_metric_objects() -> dict[str, Any]:
+    """Fresh metrics of :data:`MEDICAL_KEYS`, named as anomalib's evaluator reports them.
+
+    Example:
+        >>> list(medical_metric_objects()) == list(MEDICAL_KEYS)
+        True
+    """
+    image, pixel, labels = ["pred_score", "gt_label"], ["anomaly_map", "gt_mask"], ["pred_label", "gt_label"]
+    metrics = [
+        AveragePrecision(fields=image, prefix="image_"),
+        SensitivityAtSpecificity(fields=image, prefix="image_", min_specificity=MIN_SPECIFICITY),
+        Sensitivity(fields=labels, prefix="image_"),
+        Specificity(fields=labels, prefix="image_"),
+        AveragePrecision(fields=pixel, prefix="pixel_", strict=False),
+        Dice(fields=["pred_mask", "gt_mask"], prefix="pixel_", strict=False),
+        BestDice(fields=pixel, prefix="pixel_", strict=False),
+    ]
+    return {metric.name: metric for metric in metrics}
+
+
+def shared_evaluator(medical: bool = False) -> Evaluator:
+    """An anomalib evaluator of :data:`METRIC_KEYS` (and :data:`MEDICAL_KEYS`), the same for every model."""
+    metrics = list(metric_objects(prefixed=True).values())
+    if medical:
+        metrics += list(medical_metric_objects().values())
+    return Evaluator(test_metrics=metrics)
 
 
 def compute_metrics(outputs: Sequence[dict[str, torch.Tensor]], batches: Sequence[Any]) -> dict[str, float]:
@@ -88,4 +135,14 @@ def compute_metrics(outputs: Sequence[dict[str, torch.Tensor]], batches: Sequenc
     return {key: float(metric.compute()) for key, metric in metrics.items()}
 
 
-__all__ = ["METRIC_KEYS", "METRIC_LABELS", "PRO_THRESHOLD", "compute_metrics", "metric_objects", "shared_evaluator"]
+__all__ = [
+    "MEDICAL_KEYS",
+    "METRIC_KEYS",
+    "METRIC_LABELS",
+    "MIN_SPECIFICITY",
+    "PRO_THRESHOLD",
+    "compute_metrics",
+    "medical_metric_objects",
+    "metric_objects",
+    "shared_evaluator",
+]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,45 @@ class Point:
     label: str
     marker: str = "o"
     colour: str = "C0"
+
+
+def mean_std(rows: Sequence[Mapping[str, Any]], group_by: Sequence[str], keys: Sequence[str]) -> list[dict[str, Any]]:
+    """Mean and sample standard deviation of ``keys`` over the rows of each ``group_by`` group (first-seen order).
+
+    Each entry holds the group's values, ``runs``, ``<key>`` (mean) and ``<key>_std`` (NaN for one run).
+
+    Example:
+        >>> rows = [{"model": "a", "auc": 0.5}, {"model": "a", "auc": 0.7}, {"model": "b", "auc": 0.9}]
+        >>> summary = mean_std(rows, ["model"], ["auc"])
+        >>> [(e["model"], e["runs"], round(e["auc"], 2), round(e["auc_std"], 3)) for e in summary]
+        [('a', 2, 0.6, 0.141), ('b', 1, 0.9, nan)]
+    """
+    groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[key] for key in group_by), []).append(row)
+    summary = []
+    for values, members in groups.items():
+        entry: dict[str, Any] = {**dict(zip(group_by, values, strict=True)), "runs": len(members)}
+        for key in keys:
+            numbers = [float(member[key]) for member in members]
+            entry[key] = statistics.fmean(numbers)
+            entry[f"{key}_std"] = statistics.stdev(numbers) if len(numbers) > 1 else math.nan
+        summary.append(entry)
+    return summary
+
+
+def fmt_mean_std(entry: Mapping[str, Any], key: str, digits: int = 3) -> str:
+    """A ``mean +- std`` cell of a :func:`mean_std` entry (only the mean for a single run).
+
+    Example:
+        >>> fmt_mean_std({"auc": 0.61234, "auc_std": 0.0321}, "auc")
+        '0.612 +- 0.032'
+        >>> fmt_mean_std({"auc": 0.5, "auc_std": float("nan")}, "auc")
+        '0.500'
+    """
+    std = entry[f"{key}_std"]
+    mean = fmt(float(entry[key]), digits)
+    return mean if math.isnan(std) else f"{mean} +- {fmt(float(std), digits)}"
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -151,6 +191,8 @@ def write_report(output: Path, info: dict[str, Any], commands: Sequence[str], se
 
 
 __all__ = [
+    "fmt_mean_std",
+    "mean_std",
     "REPORT_ORDER",
     "Point",
     "Table",

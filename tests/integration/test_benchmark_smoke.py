@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 
 from anomalib_ea2d.benchmark import METRIC_KEYS, load_preset, main, run_ablation, run_compare
+from anomalib_ea2d.benchmark.compare import VARIANTS
+from anomalib_ea2d.benchmark.metrics import MEDICAL_KEYS
 
 pytestmark = pytest.mark.slow
 
@@ -20,17 +22,27 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return load_preset("smoke", data_root)
 
 
-def test_compare_writes_a_row_per_model_with_numeric_metrics(smoke: dict, tmp_path: Path) -> None:
-    config = dataclasses.replace(smoke["compare"], models=("ea2d", "patchcore"), backends=("torch", "openvino-fp32"))
+def test_compare_writes_a_row_per_model_seed_and_variant(smoke: dict, tmp_path: Path) -> None:
+    config = dataclasses.replace(
+        smoke["compare"], models=("ea2d", "patchcore"), seeds=(0, 1), backends=("torch", "openvino-fp32")
+    )
     rows = run_compare(config, tmp_path, isolate=False)
     table = pd.read_csv(tmp_path / "compare.csv")
-    assert list(table["model"]) == ["ea2d", "patchcore"]
-    for key in (*METRIC_KEYS, "torch_image_AUROC", "openvino-fp32_image_AUROC", "fit_s", "step_ms"):
+    expected = [(model, seed, variant) for seed in (0, 1) for model in ("ea2d", "patchcore") for variant in VARIANTS]
+    assert list(zip(table["model"], table["seed"], table["variant"], strict=True)) == expected
+    for key in (*METRIC_KEYS, *MEDICAL_KEYS):
         assert table[key].map(math.isfinite).all(), key
+    timed = table[(table["seed"] == 0) & (table["variant"] == "anomalib")]
+    for key in ("torch_image_AUROC", "openvino-fp32_image_AUROC", "fit_s", "step_ms"):
+        assert timed[key].map(math.isfinite).all(), key
     for backend in config.backends:
         for size in config.batch_sizes:
-            assert (table[f"{backend}_b{size}_ips"] > 0).all()
+            assert (timed[f"{backend}_b{size}_ips"] > 0).all()
+    # Only the first seed's models are timed.
+    assert table[table["seed"] == 1]["torch_b1_ips"].isna().all()
     for row in rows:
+        if "torch_image_AUROC" not in row:
+            continue
         # The benchmark's own scoring of the torch outputs agrees with anomalib's Engine.test.
         assert row["torch_image_AUROC"] == pytest.approx(row["image_AUROC"], abs=1e-6)
         assert row["torch_pixel_AUROC"] == pytest.approx(row["pixel_AUROC"], abs=1e-4)
@@ -39,8 +51,24 @@ def test_compare_writes_a_row_per_model_with_numeric_metrics(smoke: dict, tmp_pa
         assert row["openvino-fp32_size_mib"] > 0
     timings = pd.read_csv(tmp_path / "compare_timings.csv")
     assert len(timings) == len(config.models) * len(config.backends) * len(config.batch_sizes) * config.repeats
-    assert "| ea2d | openvino-fp32 |" in (tmp_path / "compare.md").read_text()
+    text = (tmp_path / "compare.md").read_text()
+    assert "| ea2d | openvino-fp32 |" in text
+    assert "| patchcore | roi+op |" in text
+    assert " +- " in text  # mean +- std over the two seeds
     assert (tmp_path / "compare.png").stat().st_size > 0
+
+
+def test_compare_runs_uninet_from_random_weights_and_reports_a_failed_export(smoke: dict, tmp_path: Path) -> None:
+    config = dataclasses.replace(smoke["compare"], models=("uninet",), seeds=(0,), backends=("torch", "openvino-fp32"))
+    rows = run_compare(config, tmp_path, isolate=False)
+    assert [row["variant"] for row in rows] == list(VARIANTS)
+    assert rows[0]["backbone"] == config.uninet_backbone
+    assert all(math.isfinite(rows[0][key]) for key in (*METRIC_KEYS, *MEDICAL_KEYS))
+    assert rows[0]["torch_b1_ips"] > 0
+    text = (tmp_path / "compare.md").read_text()
+    # UniNet's OpenVINO graph does not compile on the CPU plugin: the table says so instead of a number.
+    fp32 = next(line for line in text.splitlines() if line.startswith("| uninet | openvino-fp32 |"))
+    assert ("failed" in fp32) == ("openvino-fp32_error" in rows[0])
 
 
 def test_scaling_through_the_command_line(smoke: dict, tmp_path: Path) -> None:

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from anomalib.data import ImageBatch
 
-from anomalib_ea2d.metrics import AveragePrecision, BestDice, Dice, SensitivityAtSpecificity, medical_evaluator
+from anomalib_ea2d.metrics import (
+    AveragePrecision,
+    BestDice,
+    Dice,
+    Sensitivity,
+    SensitivityAtSpecificity,
+    Specificity,
+    medical_evaluator,
+)
 
 
 def _average_precision(scores: torch.Tensor, labels: torch.Tensor) -> float:
@@ -88,3 +98,23 @@ def test_medical_evaluator_names() -> None:
         "pixel_Dice",
         "pixel_BestDice",
     ]
+
+
+def test_image_metrics_accept_column_scores_as_some_models_emit_them() -> None:
+    """UniNet-style ``(B, 1)`` scores and labels give the same values as flat ``(B,)`` ones."""
+    scores, labels = _scores_and_labels()
+    for metric_class, options in ((AveragePrecision, {}), (SensitivityAtSpecificity, {"min_specificity": 0.95})):
+        flat = metric_class(fields=["pred_score", "gt_label"], **options)
+        column = metric_class(fields=["pred_score", "gt_label"], **options)
+        flat.update(_batch(scores, labels))
+        column.update(SimpleNamespace(pred_score=scores[:, None], gt_label=labels.long()[:, None]))
+        assert float(column.compute()) == pytest.approx(float(flat.compute()), abs=1e-7)
+    predicted = scores > 0.7
+    for metric_class in (Sensitivity, Specificity):
+        flat = metric_class(fields=["pred_label", "gt_label"])
+        column = metric_class(fields=["pred_label", "gt_label"])
+        flat.update(SimpleNamespace(pred_label=predicted, gt_label=labels.long()))
+        column.update(SimpleNamespace(pred_label=predicted[:, None], gt_label=labels.long()))
+        assert float(column.compute()) == pytest.approx(float(flat.compute()))
+    # The last one is the specificity, counted by hand.
+    assert float(flat.compute()) == pytest.approx(float((~predicted & ~labels).sum()) / float((~labels).sum()))
