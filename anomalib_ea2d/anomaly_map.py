@@ -11,6 +11,9 @@ view's ``max`` (the paper's reference code), ``mean`` or ``topk`` (mean of the h
 With a region of interest (a ``[B, 1, H, W]`` 0/1 mask at input size, e.g. from
 :class:`~anomalib_ea2d.roi.Foreground`), the final map is zero outside it and the image score is
 reduced over the feature cells that lie mostly inside it.
+
+With a fitted :class:`~anomalib_ea2d.components.standardization.MapStandardizer` (``standardizer``),
+each view's map is first standardised per position by the maps of normal training images.
 """
 
 from __future__ import annotations
@@ -133,6 +136,8 @@ class AnomalyMapGenerator(nn.Module):
             raise ValueError(msg)
         self.score_reduction = score_reduction
         self.sigma = sigma
+        self.standardizer: nn.Module | None = None
+        """Per-position standardisation of each view's map (set by ``EA2DModel(standardize_maps=True)``)."""
         self.blur: nn.Module | None = None
         if sigma > 0:
             # Imported here: importing anomalib.models at module level would run the plugin's
@@ -141,6 +146,10 @@ class AnomalyMapGenerator(nn.Module):
 
             kernel_size = 2 * int(4.0 * sigma + 0.5) + 1
             self.blur = GaussianBlur2d(kernel_size=(kernel_size, kernel_size), sigma=(sigma, sigma), channels=1)
+
+    def standardize(self, view_map: torch.Tensor, view: int) -> torch.Tensor:
+        """``view``'s map standardised by the normal maps' statistics (unchanged without a standardizer)."""
+        return view_map if self.standardizer is None else self.standardizer(view_map, view)
 
     def reduce(self, view_map: torch.Tensor, roi: torch.Tensor | None = None) -> torch.Tensor:
         """Per-image ``max``, ``mean`` or ``topk`` of a ``[B, 1, H, W]`` map (within ``roi`` if given)."""
@@ -160,8 +169,8 @@ class AnomalyMapGenerator(nn.Module):
         ``roi`` (``[B, 1, H, W]``, 0/1, in the image frame) zeroes the map outside it and restricts
         each view's score to the feature cells at least half inside it (rotated for the second view).
         """
-        map1 = view_anomaly_map(encoder_view1, decoder_view1)
-        map2 = view_anomaly_map(encoder_view2, decoder_view2)
+        map1 = self.standardize(view_anomaly_map(encoder_view1, decoder_view1), 0)
+        map2 = self.standardize(view_anomaly_map(encoder_view2, decoder_view2), 1)
         if roi is None:
             score = (self.reduce(map1) + self.reduce(map2)) / 2
         else:

@@ -29,6 +29,7 @@ from anomalib_ea2d.anomaly_map import ScoreReduction
 from anomalib_ea2d.checkpoint import OfflineCheckpointLoading
 from anomalib_ea2d.guards import CheckpointGuard, InputGuard, NumericsGuard
 from anomalib_ea2d.loss import EA2DLoss
+from anomalib_ea2d.map_statistics import FitMapStatistics
 from anomalib_ea2d.metrics import ea2d_evaluator
 from anomalib_ea2d.recipe import apply_training_length, check_init_args, default_evaluator, encoder_learning_rate
 from anomalib_ea2d.roi import foreground_for
@@ -73,6 +74,10 @@ class EA2D(OfflineCheckpointLoading, AnomalibModule):
             random weights (``pre_trained=False`` and no ``backbone_weights``), replacing
             ``encoder_lr`` (the paper's 1e-5 assumes ImageNet weights and leaves a random encoder
             nearly random). ``None`` (default): ``encoder_lr`` always. Logged when applied.
+        standardize_maps: Standardise each view's anomaly map per position by the maps of the
+            normal training images (fitted after training, before validation; saved in the
+            checkpoint and the export), so that anatomy that is bright on every normal map (e.g.
+            the brain's outline) stops dominating the score. For roughly aligned images. ``False``: the paper.
 
     Example:
         >>> from anomalib_ea2d import EA2D
@@ -107,6 +112,7 @@ class EA2D(OfflineCheckpointLoading, AnomalibModule):
         roi: bool | dict[str, float] | None = None,
         top_k_fraction: float = 0.01,
         scratch_encoder_lr: float | None = None,
+        standardize_maps: bool = False,
     ) -> None:
         size = check_init_args(locals())  # every init arg, by name
         if pre_processor is True:
@@ -132,6 +138,7 @@ class EA2D(OfflineCheckpointLoading, AnomalibModule):
             bn_momentum=bn_momentum,
             roi=foreground_for(self, roi),
             top_k_fraction=top_k_fraction,
+            standardize_maps=standardize_maps,
         )
         self.loss = EA2DLoss(
             view1_weight=view1_weight, view2_weight=view2_weight, contrastive_weight=contrastive_weight
@@ -180,10 +187,11 @@ class EA2D(OfflineCheckpointLoading, AnomalibModule):
             apply_training_length(self._trainer, self.hparams.max_steps)
 
     def configure_callbacks(self) -> list[Callback]:
-        """The anomalib components' callbacks (pre/post-processing, metrics, visualiser) plus the safety guards."""
+        """Anomalib's component callbacks, the safety guards and (``standardize_maps``) the map statistics' fitting."""
         callbacks = super().configure_callbacks()
         components = list(callbacks) if isinstance(callbacks, Sequence) else [callbacks]
-        return [*components, InputGuard(), NumericsGuard(), CheckpointGuard()]
+        statistics = [FitMapStatistics()] if self.hparams.get("standardize_maps") else []
+        return [*components, *statistics, InputGuard(), NumericsGuard(), CheckpointGuard()]
 
     def training_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
         """Compute the weighted EA2D loss and log its terms."""

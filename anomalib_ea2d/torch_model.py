@@ -13,7 +13,7 @@ anomaly map at the input size.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from anomalib_ea2d.backbone import create_encoder
 from anomalib_ea2d.components import EA2DDecoder, SelfAttention2d, StageSpec
 from anomalib_ea2d.components.batchnorm import freeze_batchnorm_statistics, set_batchnorm_momentum
 from anomalib_ea2d.components.fusion import fold_batchnorms_
+from anomalib_ea2d.components.standardization import MapStandardizer
 
 SUPPORTED_BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "wide_resnet50_2")
 """ResNet families the decoder can mirror (a timm pretrained tag such as ``resnet50.a1_in1k`` is allowed)."""
@@ -123,6 +124,9 @@ class EA2DModel(nn.Module):
             :class:`~anomalib_ea2d.roi.Foreground`); the map is zero outside it and the score taken
             inside it. ``None`` (the paper): the whole image.
         top_k_fraction: Fraction of the map averaged by the ``"topk"`` score reduction.
+        standardize_maps: Standardise each view's map per position by the maps of normal training
+            images (:class:`~anomalib_ea2d.components.standardization.MapStandardizer`, fitted with
+            :meth:`fit_map_statistics` before use); for roughly aligned images. ``False``: the paper.
 
     Eval mode runs the plain modules, both views through the encoder in one batched pass. For
     faster inference, :meth:`fuse` returns an eval copy with the BatchNorms folded into the
@@ -148,6 +152,7 @@ class EA2DModel(nn.Module):
         num_views: int = 2,
         roi: nn.Module | None = None,
         top_k_fraction: float = 0.01,
+        standardize_maps: bool = False,
     ) -> None:
         super().__init__()
         if num_views not in {1, 2} or (num_views == 1 and roi is not None):
@@ -164,6 +169,8 @@ class EA2DModel(nn.Module):
         self.anomaly_map_generator = AnomalyMapGenerator(
             score_reduction=score_reduction, sigma=sigma, top_k_fraction=top_k_fraction
         )
+        if standardize_maps:
+            self.anomaly_map_generator.standardizer = MapStandardizer(num_views)
         self.roi_foreground = roi
         self.second_view: Callable[[torch.Tensor], torch.Tensor] = rotate180
         """Transformation making the second view in training; inference always uses ``rotate180``."""
@@ -222,6 +229,40 @@ class EA2DModel(nn.Module):
             pooled=[features[3].mean(dim=(2, 3)) for features in encoded],
         )
 
+    @property
+    def map_standardizer(self) -> MapStandardizer | None:
+        """The per-position map standardisation (``standardize_maps=True``), else ``None``."""
+        return self.anomaly_map_generator.standardizer
+
+    def view_maps(self, images: torch.Tensor) -> torch.Tensor:
+        """Raw (not standardised) anomaly map of each view at feature resolution, ``[B, num_views, h, w]``."""
+        features = self.features(images)
+        pairs = zip(features.encoder[: self.num_views], features.decoder[: self.num_views], strict=True)
+        return torch.cat([view_anomaly_map(encoder, decoder) for encoder, decoder in pairs], dim=1)
+
+    @torch.no_grad()
+    def fit_map_statistics(self, normal_images: Iterable[torch.Tensor]) -> int:
+        """Fit :attr:`map_standardizer` on batches of normal (pre-processed) images; returns the image count.
+
+        Runs in eval mode (the model's mode is restored after).
+        """
+        standardizer = self.map_standardizer
+        if standardizer is None:
+            msg = "fit_map_statistics needs a model built with standardize_maps=True."
+            raise RuntimeError(msg)
+        was_training = self.training
+        self.eval()
+        standardizer.reset()
+        count = 0
+        try:
+            for images in normal_images:
+                standardizer.update(self.view_maps(images))
+                count += images.shape[0]
+            standardizer.finish()
+        finally:
+            self.train(was_training)
+        return count
+
     def _image_view_features(self, images: torch.Tensor) -> EA2DFeatures:
         """Features of the image view alone (``num_views=1``), repeated as two views for the loss."""
         encoded = self.encoder(images)
@@ -243,8 +284,8 @@ class EA2DModel(nn.Module):
         if self.training:
             return features
         if self.num_views == 1:
-            view_map = view_anomaly_map(features.encoder[0], features.decoder[0])
             generator = self.anomaly_map_generator
+            view_map = generator.standardize(view_anomaly_map(features.encoder[0], features.decoder[0]), 0)
             return InferenceBatch(
                 pred_score=generator.reduce(view_map), anomaly_map=generator.to_image(view_map, images.shape[-2:])
             )

@@ -19,6 +19,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer, seed_everythin
 from torch import nn
 
 from anomalib_ea2d import EA2D
+from anomalib_ea2d.components.standardization import MapStandardizer
 from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_folder_dataset
 
 IMAGE_SIZE = 64
@@ -226,3 +227,46 @@ def test_max_steps_is_how_long_training_runs(
     engine.fit(model=_model(max_steps=model_steps), datamodule=_datamodule(dataset_root))
     assert counter.steps == expected
     assert engine.trainer.global_step == expected
+
+
+class MapStatisticsProbe(Callback):
+    """At each validation's first batch: the map statistics, and the same statistics recomputed by hand."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+
+    def on_validation_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        del batch, dataloader_idx
+        if batch_idx:
+            return
+        standardizer = pl_module.model.map_standardizer
+        by_hand = MapStandardizer(num_views=2)
+        with torch.no_grad():
+            for batch in trainer.datamodule.train_dataloader():
+                by_hand.update(pl_module.model.view_maps(pl_module.pre_processor(batch.image)))
+        by_hand.finish()
+        self.seen.append((trainer.global_step, standardizer.mean.clone(), by_hand.mean))
+
+
+def test_standardize_maps_is_fitted_on_the_training_images_after_training(dataset_root: Path, tmp_path: Path) -> None:
+    seed_everything(0)
+    probe = MapStatisticsProbe()
+    engine = _engine(tmp_path, probe, max_steps=4, val_check_interval=2)
+    model = _model(standardize_maps=True)
+    datamodule = _datamodule(dataset_root)
+    engine.fit(model=model, datamodule=datamodule)
+    assert [step for step, _, _ in probe.seen] == [2, 4]
+    for _, fitted, by_hand in probe.seen:
+        # The statistics describe the weights of that moment, from the normal training images.
+        torch.testing.assert_close(fitted, by_hand.to(fitted.dtype), rtol=1e-4, atol=1e-5)
+    assert not torch.equal(probe.seen[0][1], probe.seen[1][1])  # refitted after more training
+    # The checkpoint carries them: a fresh model loaded from it tests without refitting.
+    checkpoint = next(Path(tmp_path).rglob("*.ckpt"))
+    loaded = EA2D.load_from_checkpoint(checkpoint, weights_only=False)
+    torch.testing.assert_close(loaded.model.map_standardizer.mean, model.model.map_standardizer.mean)
+    results = Engine(default_root_dir=tmp_path / "test", logger=False, enable_progress_bar=False).test(
+        model=loaded, datamodule=datamodule, verbose=False
+    )
+    assert 0.0 <= results[0]["image_AUROC"] <= 1.0
