@@ -2,11 +2,14 @@ r"""Demo lever study: what ROI, score reduction, image size, steps and the from-
 
 Each *training* setting (encoder learning rate, steps, image size, seed) trains EA2D once on the
 synthetic brain-MRI set exactly as the demo does (``configs/synthetic_brain.yaml`` with overrides);
-the *inference* levers (region of interest on/off, score reduction ``max``/``mean``/``topk``) are
-then applied to that one trained model, since they do not change training. For every combination
-it reports, on the test half only:
+the *inference* levers (per-position map standardisation on/off, region of interest on/off, score
+reduction ``max``/``mean``/``topk``) are then applied to that one trained model, since they do not
+change training (the standardisation's statistics come from the training images after training).
+For every combination it reports:
 
-- image and pixel AUROC (threshold-free, raw scores);
+- image AUROC on the validation half (``val_image_AUROC``: choose levers by this one) and on the
+  test half;
+- pixel AUROC on the test half (threshold-free, raw scores);
 - image sensitivity at the operating point whose threshold flags 5 % of the *normal validation*
   images (the held-out half; never the tested images), and the specificity it reaches on test.
 
@@ -70,6 +73,7 @@ def _variant_metrics(val: dict[str, torch.Tensor], test: dict[str, torch.Tensor]
     flagged = test["score"] > threshold
     positive = test["label"] == 1
     return {
+        "val_image_AUROC": float(BinaryAUROC()(val["score"], val["label"])),
         "image_AUROC": float(BinaryAUROC()(test["score"], test["label"])),
         "pixel_AUROC": float(BinaryAUROC(thresholds=200)(test["map"].flatten(), test["mask"].flatten())),
         "image_sensitivity_at_op": float(flagged[positive].float().mean()),
@@ -108,7 +112,7 @@ def run_setting(
         data = yaml.safe_load((CONFIG.parent / data).read_text())
     data_args = {**data["init_args"], "image_size": size}
     model_args = {**config["model"]["init_args"], "image_size": size, "max_steps": steps, "pre_trained": False}
-    model_args.update(encoder_lr=setting["encoder_lr"], roi=None, score_reduction="max")
+    model_args.update(encoder_lr=setting["encoder_lr"], roi=None, score_reduction="max", standardize_maps=True)
     model_args.pop("post_processor", None)
     model_args.pop("scratch_encoder_lr", None)
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,14 +130,19 @@ def run_setting(
         engine.fit(model=model, datamodule=datamodule)
         train_seconds = time.perf_counter() - started
         foreground = foreground_for(model, roi_settings)
+        generator = model.model.anomaly_map_generator
+        standardizer = generator.standardizer  # fitted on the training images before validation
+        generator.standardizer = None
         if save_maps is not None:
             _save_maps(model, datamodule, foreground, save_maps, setting)
-        for roi, reduction in itertools.product((False, True), REDUCTIONS):
+        for standardize, roi, reduction in itertools.product((False, True), (False, True), REDUCTIONS):
+            generator.standardizer = standardizer if standardize else None
             model.model.roi_foreground = foreground if roi else None
-            model.model.anomaly_map_generator.score_reduction = reduction
+            generator.score_reduction = reduction
             val = _predict(model, datamodule.val_dataloader())
             test = _predict(model, datamodule.test_dataloader())
-            row = {**setting, "roi": roi, "score_reduction": reduction, "train_seconds": round(train_seconds, 1)}
+            row = {**setting, "standardize_maps": standardize, "roi": roi, "score_reduction": reduction}
+            row["train_seconds"] = round(train_seconds, 1)
             row.update(_variant_metrics(val, test))
             with output.open("a") as handle:
                 handle.write(json.dumps(row) + "\n")
