@@ -2,7 +2,8 @@ r"""Demo lever study: what ROI, score reduction, image size, steps and the from-
 
 Each *training* setting (encoder learning rate, steps, image size, seed) trains EA2D once on the
 synthetic brain-MRI set exactly as the demo does (``configs/synthetic_brain.yaml`` with overrides);
-the *inference* levers (per-position map standardisation on/off, region of interest on/off, score
+the *inference* levers (per-position map standardisation off / with statistics of the training
+images / of the normal validation images, region of interest on/off, score
 reduction ``max``/``mean``/``topk``) are then applied to that one trained model, since they do not
 change training (the standardisation's statistics come from the training images after training).
 For every combination it reports:
@@ -22,6 +23,7 @@ One JSON line per (training setting, inference variant) is appended to ``--outpu
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import json
 import logging
@@ -131,12 +133,18 @@ def run_setting(
         train_seconds = time.perf_counter() - started
         foreground = foreground_for(model, roi_settings)
         generator = model.model.anomaly_map_generator
-        standardizer = generator.standardizer  # fitted on the training images before validation
+        standardizers = {"train": generator.standardizer}  # fitted on the training images before validation
+        # The same statistics from the normal *validation* images instead (held out from training).
+        generator.standardizer = copy.deepcopy(standardizers["train"])
+        with torch.no_grad():
+            normal = [model.pre_processor(b.image[b.gt_label == 0]) for b in datamodule.val_dataloader()]
+        model.model.fit_map_statistics([images for images in normal if len(images)])
+        standardizers["val_normal"] = generator.standardizer
         generator.standardizer = None
         if save_maps is not None:
             _save_maps(model, datamodule, foreground, save_maps, setting)
-        for standardize, roi, reduction in itertools.product((False, True), (False, True), REDUCTIONS):
-            generator.standardizer = standardizer if standardize else None
+        for standardize, roi, reduction in itertools.product(("off", *standardizers), (False, True), REDUCTIONS):
+            generator.standardizer = standardizers.get(standardize)
             model.model.roi_foreground = foreground if roi else None
             generator.score_reduction = reduction
             val = _predict(model, datamodule.val_dataloader())
