@@ -12,7 +12,8 @@ the final model with anomalib's metrics, exports it to OpenVINO and writes, unde
 - ``openvino/``: the exported model (``model.xml``/``model.bin``).
 
 Where ImageNet weights can be reached (timm's cache or a download) the demo uses them; otherwise the
-encoder starts from random weights (with the config's from-scratch recipe), and one log line says so.
+encoder starts from random weights (with the config's ``scratch_encoder_lr`` if it sets one), and one log
+line says so.
 The console shows the steps, the metrics table and where the outputs are; the export's ONNX
 chatter is silenced (:func:`~anomalib_ea2d.quiet.quiet_export`).
 """

@@ -2,9 +2,9 @@ r"""Run the CPU demo with several seeds and tabulate its test metrics (per seed,
 
 Each seed runs ``python -m anomalib_ea2d.demo`` on a copy of the demo config whose
 ``seed_everything`` is that seed (written next to the config, so its relative ``data:`` path still
-resolves, and removed afterwards), in its own process; ``--parallel N`` runs N seeds side by side
-with ``cpu_count / N`` threads each. Writes ``OUTPUT/seed<N>/`` (the demo's outputs) and
-``OUTPUT/demo_seeds.md``::
+resolves, and removed afterwards), in its own process (as ``scripts/demo.sh`` runs it);
+``--parallel N`` runs N seeds side by side with ``cpu_count / N`` threads each. Writes
+``OUTPUT/seed<N>/`` (the demo's outputs) and ``OUTPUT/demo_seeds.md``::
 
     .venv/bin/python benchmarks/demo_seeds.py --seeds 0 1 2 --parallel 1 --output results/demo_seeds
 """
@@ -26,6 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from anomalib_ea2d.benchmark.report import Table, fmt, fmt_mean_std, mean_std  # noqa: E402
+
+DEMO_COMMAND = (sys.executable, "-W", "ignore::FutureWarning", "-m", "anomalib_ea2d.demo")
+"""The demo as ``scripts/demo.sh`` runs it (timm's and anomalib's import-time deprecation warnings hidden)."""
 
 METRICS = (
     "image_AUROC",
@@ -54,7 +57,7 @@ def run_seed(config: Path, seed: int, output: Path, threads: int) -> dict[str, f
     try:
         with (output / f"seed{seed}.log").open("w") as log:
             subprocess.run(
-                [sys.executable, "-m", "anomalib_ea2d.demo", "--config", str(copy), "--output", str(target)],
+                [*DEMO_COMMAND, "--config", str(copy), "--output", str(target)],
                 check=True,
                 cwd=ROOT,
                 env=environment,
