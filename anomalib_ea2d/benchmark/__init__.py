@@ -1,11 +1,12 @@
-"""Benchmarks of EA2D against anomalib's PatchCore and Reverse Distillation on the synthetic brain set.
+"""Benchmarks of EA2D against anomalib's PatchCore, Reverse Distillation and UniNet on the synthetic brain set.
 
 Five studies, each a module of this package and a sub-command of ``python -m anomalib_ea2d.benchmark``:
 
 ``compare``
-    Each model trained and tested with anomalib's Engine on the same data, input size and
-    backbone; accuracy, training cost, throughput in torch eager and OpenVINO FP32/INT8, the
-    accuracy of each export, peak RSS, size on disk.
+    Each model trained with several seeds and tested with anomalib's Engine on the same data and
+    input size, as anomalib builds it and again with a region of interest and an operating point
+    at a chosen specificity; accuracy (mean +- sd), training cost, throughput in torch eager and
+    OpenVINO FP32/INT8, the accuracy of each export, peak RSS, size on disk.
 ``scaling``
     EA2D inference time, peak RSS and the attention's share versus input size and batch.
 ``goals``
