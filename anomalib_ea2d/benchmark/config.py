@@ -119,7 +119,7 @@ class CompareConfig:
 
     def __post_init__(self) -> None:
         if not self.seeds:
-            msg = "compare.seeds is empty; give at least one seed, e.g. [0, 1, 2]."
+            msg = "compare.seeds is empty (give at least one seed, e.g. [0, 1, 2])"
             raise ValueError(msg)
 
 
@@ -281,7 +281,7 @@ def load_preset(preset: str | Path, data_root: Path | None = None) -> dict[str, 
     parser.add_class_arguments(Preset)
     try:
         configs = vars(parser.instantiate_classes(parser.parse_path(path)))
-    except ArgumentError as error:
+    except (ArgumentError, ValueError) as error:  # a wrong field, or a value a settings class refuses
         reason = " ".join(str(error).split())
         msg = f"Benchmark preset {path} is invalid: {reason}; fix that field (configs/benchmark/full.yaml sets all)."
         raise ValueError(msg) from error

@@ -88,6 +88,8 @@ def test_goal_verdicts_follow_the_thresholds() -> None:
         ({"compare.bogus": 1}, "bogus"),
         ({"compare.backends": ["tensorrt"]}, "backends"),
         ({"gpu.steps": "many"}, "steps"),
+        ({"compare.seeds": []}, "compare.seeds is empty"),
+        ({"compare.models": ["ea2d", "efficientad"]}, "models"),
     ],
 )
 def test_invalid_preset_names_the_field(preset_copy: Path, change: dict, message: str) -> None:
