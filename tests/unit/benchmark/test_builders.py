@@ -45,8 +45,10 @@ def test_random_torchvision_weights_builds_uninet_without_any_download(monkeypat
         msg = "a download was attempted"
         raise AssertionError(msg)
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
+    # The name torchvision's weight enums call to download.
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", no_download)
     original = torchvision.models.get_model_weights
+    torch.manual_seed(0)
     model = build_model("uninet", "resnet50", 64, max_steps=2)
     assert torchvision.models.get_model_weights is original  # restored after the build
     with random_torchvision_weights():
