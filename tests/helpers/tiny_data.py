@@ -15,25 +15,40 @@ from PIL import Image
 SPLITS = {"train/good": 8, "test/good": 4, "test/bad": 4}
 
 
-def make_tiny_folder_dataset(root: Path, size: int = 64, seed: int = 0) -> Path:
-    """Write the dataset under ``root`` and return ``root``."""
+def _write_dataset(
+    root: Path,
+    splits: dict[str, int],
+    size: int,
+    seed: int,
+    square_corner: tuple[int, int],
+    square_side: int,
+    disk: np.ndarray | None = None,
+) -> Path:
+    """Textures (zero outside ``disk`` when given) with a bright square of ``square_side`` px in ``test/bad``."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size] / size
-    for split, count in SPLITS.items():
+    for split, count in splits.items():
         (root / split).mkdir(parents=True, exist_ok=True)
         for index in range(count):
             phase = rng.uniform(0, 2 * np.pi, 2)
             image = 128 + 40 * np.sin(6 * xx + phase[0]) * np.cos(5 * yy + phase[1]) + rng.normal(0, 4, (size, size))
             if split == "test/bad":
                 mask = np.zeros((size, size), np.uint8)
-                top, left = rng.integers(size // 8, size - size // 3, 2)
-                mask[top : top + size // 5, left : left + size // 5] = 255
+                top, left = rng.integers(*square_corner, 2)
+                mask[top : top + square_side, left : left + square_side] = 255
                 image[mask > 0] = 250
                 (root / "ground_truth/bad").mkdir(parents=True, exist_ok=True)
                 Image.fromarray(mask).save(root / "ground_truth/bad" / f"{index:03d}.png")
+            if disk is not None:
+                image = np.where(disk, image, 0.0)
             rgb = np.repeat(image.clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
             Image.fromarray(rgb).save(root / split / f"{index:03d}.png")
     return root
+
+
+def make_tiny_folder_dataset(root: Path, size: int = 64, seed: int = 0) -> Path:
+    """Write the dataset under ``root`` and return ``root``."""
+    return _write_dataset(root, SPLITS, size, seed, (size // 8, size - size // 3), size // 5)
 
 
 FOLDER_ARGS = {
@@ -76,22 +91,6 @@ def make_tiny_disk_dataset(root: Path, size: int = 64, seed: int = 0) -> Path:
     the anomalies (bright squares) lie inside it. More normal test images than abnormal ones, so the
     validation half has several normal images to calibrate an operating point on.
     """
-    rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size] / size
     disk = (yy - 0.5) ** 2 + (xx - 0.5) ** 2 <= 0.35**2
-    for split, count in DISK_SPLITS.items():
-        (root / split).mkdir(parents=True, exist_ok=True)
-        for index in range(count):
-            phase = rng.uniform(0, 2 * np.pi, 2)
-            image = 128 + 40 * np.sin(6 * xx + phase[0]) * np.cos(5 * yy + phase[1]) + rng.normal(0, 4, (size, size))
-            if split == "test/bad":
-                mask = np.zeros((size, size), np.uint8)
-                top, left = rng.integers(size // 3, size // 2, 2)
-                mask[top : top + size // 6, left : left + size // 6] = 255
-                image[mask > 0] = 250
-                (root / "ground_truth/bad").mkdir(parents=True, exist_ok=True)
-                Image.fromarray(mask).save(root / "ground_truth/bad" / f"{index:03d}.png")
-            image = np.where(disk, image, 0.0)
-            rgb = np.repeat(image.clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
-            Image.fromarray(rgb).save(root / split / f"{index:03d}.png")
-    return root
+    return _write_dataset(root, DISK_SPLITS, size, seed, (size // 3, size // 2), size // 6, disk)

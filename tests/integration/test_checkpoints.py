@@ -34,13 +34,7 @@ BATCH = len(TRAIN_SIZES)  # one training step per epoch
 ANOMALIB = str(Path(sys.executable).parent / "anomalib")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> object:
-    """One intra-op thread: on a loaded 2-core machine, spinning OpenMP threads make training ~5x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
