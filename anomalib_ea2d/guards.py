@@ -11,6 +11,14 @@ its pre- and post-processor), so the module itself holds only the recipe and the
   through the medical-image reader, which lists every broken file).
 * :class:`CheckpointGuard` refuses to write a checkpoint holding NaN/Inf weights or
   post-processing statistics.
+* :class:`ValidateAfterTraining` makes the trainer validate after the last training step, also when
+  training stops inside an epoch (``max_steps``), so the post-processor's thresholds and
+  normalisation are always fitted to the final weights.
+* :class:`CalibrationGuard` stops ``test``/``predict`` of a model whose post-processor was never
+  calibrated (NaN thresholds) with one message saying what to do, instead of printing metrics of
+  NaN thresholds; :func:`warn_if_uncalibrated` says so when such a model is exported.
+
+The last two work with any anomalib model.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import logging
 from typing import Any
 
 import torch
+from anomalib.post_processing import PostProcessor
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
@@ -159,6 +168,115 @@ class NumericsGuard(Callback):
     on_test_batch_end = on_validation_batch_end
 
 
+class UncalibratedModelError(RuntimeError):
+    """A model's post-processor has NaN thresholds or normalisation statistics (no validation ran)."""
+
+
+def uncalibrated(pl_module: nn.Module | None) -> bool:
+    """Whether ``pl_module``'s post-processor thresholds or normalises with statistics it never computed.
+
+    Example:
+        >>> from anomalib.post_processing import PostProcessor
+        >>> module = nn.Module()
+        >>> module.post_processor = PostProcessor()
+        >>> uncalibrated(module)
+        True
+        >>> module.post_processor = PostProcessor(enable_normalization=False, enable_thresholding=False)
+        >>> uncalibrated(module)
+        False
+    """
+    post = getattr(pl_module, "post_processor", None)
+    if not isinstance(post, PostProcessor):
+        return False
+    missing_threshold = post.enable_thresholding and bool(torch.isnan(post.image_threshold).item())
+    missing_range = post.enable_normalization and bool(torch.isnan(post.image_min).item())
+    return missing_threshold or missing_range
+
+
+def _uncalibrated_message(pl_module: nn.Module, action: str) -> str:
+    name = type(pl_module).__name__
+    return (
+        f"{name} cannot {action}: its post-processor was never calibrated (no validation ran after training), so "
+        "its thresholds and score normalisation are NaN; validate the model first (anomalib validate with the same "
+        "--ckpt_path, or Engine.validate) on a datamodule with a validation set (e.g. --data.val_split_mode "
+        "from_train), or train again with validation."
+    )
+
+
+def warn_if_uncalibrated(pl_module: nn.Module) -> None:
+    """Log one line when ``pl_module`` is exported with an uncalibrated post-processor (raw scores, no labels)."""
+    if uncalibrated(pl_module):
+        message = _uncalibrated_message(pl_module, "export calibrated scores")
+        logger.warning("%s The export outputs raw scores and no usable labels.", message)
+
+
+class WarnUncalibratedExport:
+    """Mixin for an anomalib model: :func:`warn_if_uncalibrated` before ``to_torch``/``to_onnx``/``to_openvino``."""
+
+    def to_torch(self, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+        """Anomalib's export to a torch file, after the calibration check."""
+        warn_if_uncalibrated(self)
+        return super().to_torch(*args, **kwargs)  # type: ignore[misc]
+
+    def to_onnx(self, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+        """Anomalib's export to ONNX, after the calibration check."""
+        warn_if_uncalibrated(self)
+        return super().to_onnx(*args, **kwargs)  # type: ignore[misc]
+
+
+class ValidateAfterTraining(Callback):
+    """Validate after the last training step, also when ``max_steps`` ends training inside an epoch.
+
+    Lightning validates at the end of each epoch; a run shorter than an epoch would end with a
+    post-processor that never saw a validation (NaN thresholds). Asking the trainer to stop at the
+    last step makes Lightning run the validation it runs before any early stop.
+
+    Example:
+        >>> ValidateAfterTraining().on_train_batch_end(None, None, None, None, 0)  # no trainer: nothing to do
+    """
+
+    def on_train_batch_end(
+        self,
+        trainer: Trainer | None,
+        pl_module: LightningModule | None,
+        outputs: Any,  # noqa: ANN401
+        batch: Any,  # noqa: ANN401
+        batch_idx: int,
+    ) -> None:
+        """At the last step, ask the trainer to stop (which makes it validate first)."""
+        del pl_module, outputs, batch, batch_idx
+        if trainer is None or trainer.max_steps is None or trainer.max_steps < 0:
+            return
+        if trainer.global_step >= trainer.max_steps:
+            trainer.should_stop = True
+
+
+class CalibrationGuard(Callback):
+    """Stop ``test``/``predict`` with one clear message when the post-processor was never calibrated.
+
+    Example:
+        >>> from anomalib.post_processing import PostProcessor
+        >>> module = nn.Module()
+        >>> module.post_processor = PostProcessor()
+        >>> CalibrationGuard().on_test_start(None, module)
+        Traceback (most recent call last):
+        ...
+        anomalib_ea2d.guards.UncalibratedModelError: Module cannot test: its post-processor was never calibrated ...
+    """
+
+    def on_test_start(self, trainer: Trainer | None, pl_module: LightningModule) -> None:
+        """Refuse to compute metrics with NaN thresholds."""
+        del trainer
+        if uncalibrated(pl_module):
+            raise UncalibratedModelError(_uncalibrated_message(pl_module, "test"))
+
+    def on_predict_start(self, trainer: Trainer | None, pl_module: LightningModule) -> None:
+        """Refuse to predict labels with NaN thresholds."""
+        del trainer
+        if uncalibrated(pl_module):
+            raise UncalibratedModelError(_uncalibrated_message(pl_module, "predict"))
+
+
 def _unsaveable(name: str, tensor: torch.Tensor) -> bool:
     """Whether a checkpoint entry is broken: NaN/Inf, except the NaN of not yet calibrated post-processing."""
     if name.startswith("post_processor."):
@@ -212,4 +330,14 @@ class CheckpointGuard(Callback):
             raise CheckpointFormatError(msg)
 
 
-__all__ = ["CheckpointGuard", "InputGuard", "NumericsGuard"]
+__all__ = [
+    "CalibrationGuard",
+    "CheckpointGuard",
+    "InputGuard",
+    "NumericsGuard",
+    "UncalibratedModelError",
+    "ValidateAfterTraining",
+    "WarnUncalibratedExport",
+    "uncalibrated",
+    "warn_if_uncalibrated",
+]

@@ -27,7 +27,14 @@ from torch import optim
 from anomalib_ea2d._hook import register
 from anomalib_ea2d.anomaly_map import ScoreReduction
 from anomalib_ea2d.checkpoint import OfflineCheckpointLoading
-from anomalib_ea2d.guards import CheckpointGuard, InputGuard, NumericsGuard
+from anomalib_ea2d.guards import (
+    CalibrationGuard,
+    CheckpointGuard,
+    InputGuard,
+    NumericsGuard,
+    ValidateAfterTraining,
+    WarnUncalibratedExport,
+)
 from anomalib_ea2d.loss import EA2DLoss
 from anomalib_ea2d.map_statistics import FitMapStatistics
 from anomalib_ea2d.metrics import ea2d_evaluator
@@ -36,7 +43,7 @@ from anomalib_ea2d.roi import foreground_for
 from anomalib_ea2d.torch_model import EA2DModel
 
 
-class EA2D(OfflineCheckpointLoading, AnomalibModule):
+class EA2D(OfflineCheckpointLoading, WarnUncalibratedExport, AnomalibModule):
     """EA2D: Encoder-Attention-2Decoders reconstruction for medical anomaly detection.
 
     Args:
@@ -187,11 +194,17 @@ class EA2D(OfflineCheckpointLoading, AnomalibModule):
             apply_training_length(self._trainer, self.hparams.max_steps)
 
     def configure_callbacks(self) -> list[Callback]:
-        """Anomalib's component callbacks, the safety guards and (``standardize_maps``) the map statistics' fitting."""
+        """Anomalib's component callbacks, the safety guards and (``standardize_maps``) the map statistics' fitting.
+
+        :class:`~anomalib_ea2d.guards.ValidateAfterTraining` calibrates the post-processor after the
+        last step of any run; :class:`~anomalib_ea2d.guards.CalibrationGuard` stops test/predict of
+        a model that was never calibrated.
+        """
         callbacks = super().configure_callbacks()
         components = list(callbacks) if isinstance(callbacks, Sequence) else [callbacks]
         statistics = [FitMapStatistics()] if self.hparams.get("standardize_maps") else []
-        return [*components, *statistics, InputGuard(), NumericsGuard(), CheckpointGuard()]
+        guards = [InputGuard(), NumericsGuard(), CheckpointGuard(), ValidateAfterTraining(), CalibrationGuard()]
+        return [*components, *statistics, *guards]
 
     def training_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
         """Compute the weighted EA2D loss and log its terms."""

@@ -14,6 +14,11 @@ With the post-processor's normalisation on (the default), normalised scores and 
 thresholds, as with anomalib's post-processor; ``pred_label``/``pred_mask`` are ``score > threshold``.
 The sensitivity reached at that specificity is reported by the test metrics
 (:func:`anomalib_ea2d.metrics.medical_evaluator`: ``image_Sensitivity`` and ``image_Specificity``).
+
+Scores of abnormal images usually lie far above the range of the normal validation images, where
+the normalisation clips them all to 1.0. So that ranking metrics keep their order, the
+post-processor makes the model's evaluator a :class:`~anomalib_ea2d.metrics.RawScoreEvaluator`
+(the same metrics, AUROC/AP computed on the raw scores) when it is anomalib's plain one.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import torch
 from anomalib.data import Batch
 from anomalib.post_processing import PostProcessor
 from lightning.pytorch import LightningModule, Trainer
+
+from anomalib_ea2d.metrics import use_raw_score_evaluator
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +101,11 @@ class SpecificityPostProcessor(PostProcessor):
     @property
     def _checkpoint_config_keys(self) -> tuple[str, ...]:
         return (*super()._checkpoint_config_keys, "image_fpr", "pixel_fpr")
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Have the model's evaluator rank raw, unclipped scores (``use_raw_score_evaluator``)."""
+        super().setup(trainer, pl_module, stage)
+        use_raw_score_evaluator(trainer, pl_module, self, stage)
 
     def on_validation_batch_end(
         self,

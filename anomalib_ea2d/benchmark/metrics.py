@@ -15,7 +15,15 @@ import torch
 from anomalib.metrics import AUPRO, AUROC, PRO, Evaluator, F1Score
 from torch.nn import functional as F  # noqa: N812
 
-from anomalib_ea2d.metrics import AveragePrecision, BestDice, Dice, Sensitivity, SensitivityAtSpecificity, Specificity
+from anomalib_ea2d.metrics import (
+    AveragePrecision,
+    BestDice,
+    Dice,
+    RawScoreEvaluator,
+    Sensitivity,
+    SensitivityAtSpecificity,
+    Specificity,
+)
 
 METRIC_KEYS: tuple[str, ...] = ("image_AUROC", "image_F1Score", "pixel_AUROC", "pixel_AUPRO", "pixel_PRO")
 """Metrics every model of the comparison reports (one shared evaluator).
@@ -103,7 +111,7 @@ def shared_evaluator(medical: bool = False) -> Evaluator:
     metrics = list(metric_objects(prefixed=True).values())
     if medical:
         metrics += list(medical_metric_objects().values())
-    return Evaluator(test_metrics=metrics)
+    return RawScoreEvaluator(test_metrics=metrics)
 
 
 def compute_metrics(outputs: Sequence[dict[str, torch.Tensor]], batches: Sequence[Any]) -> dict[str, float]:

@@ -96,7 +96,7 @@ def _assert_no_nan_saved(root: Path) -> None:
         _assert_finite(torch.load(checkpoint, weights_only=True)["state_dict"], checkpoint.name)
 
 
-def _engine(root: Path, max_steps: int) -> Engine:
+def _engine(root: Path, max_steps: int, limit_val_batches: int | None = 0) -> Engine:
     return Engine(
         default_root_dir=root,
         max_steps=max_steps,
@@ -105,7 +105,7 @@ def _engine(root: Path, max_steps: int) -> Engine:
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        limit_val_batches=0,
+        limit_val_batches=limit_val_batches,
     )
 
 
@@ -186,7 +186,7 @@ def test_testing_a_checkpoint_with_nan_weights_stops_with_a_clear_message(tmp_pa
     seed_everything(0)
     datamodule = _datamodule(_dataset(tmp_path / "data"))
     model = EA2D(backbone="resnet18", pre_trained=False, image_size=IMAGE_SIZE)
-    engine = _engine(tmp_path / "run", max_steps=1)
+    engine = _engine(tmp_path / "run", max_steps=1, limit_val_batches=None)  # validated: calibrated
     engine.fit(model=model, datamodule=datamodule)
     with torch.no_grad():
         model.model.branches[0].decoder.layer1[0].conv1.weight.fill_(float("nan"))

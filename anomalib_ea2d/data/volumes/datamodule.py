@@ -301,8 +301,9 @@ class MedicalVolumes(AnomalibDataModule):
             else:
                 self.predict_data.augmentations = self.test_augmentations
         trainer = getattr(self, "trainer", None)
-        if trainer is not None and not any(isinstance(c, VolumeResults) for c in trainer.callbacks):
-            self.results.attach(trainer)
+        if trainer is not None:  # a VolumeResults the user added wins over the datamodule's own
+            own = next((c for c in trainer.callbacks if isinstance(c, VolumeResults)), self.results)
+            own.attach(trainer)
 
     def predict_dataloader(self) -> DataLoader:
         """Loader of ``predict_dir``'s volumes, or of the test volumes without one."""

@@ -2,22 +2,37 @@
 
 :class:`VolumeResults` is a Lightning callback that ``MedicalVolumes`` attaches to the trainer
 running it (``anomalib test``, ``anomalib predict``, ``Engine.test``/``predict``; nothing to add on
-the command line). It collects every slice's score and anomaly map (after the model's
-post-processing, so normalised to ``[0, 1]`` when normalisation is on) and, per volume:
+the command line). It collects every slice's score and anomaly map on two scales, the same in
+``test`` and ``predict``:
+
+* ``score``: the model's **raw** score (before the post-processor; what to compare between runs and
+  models, and what ``image_AUROC``/``volume_AUROC`` rank);
+* ``normalized_score``: the post-processor's scale (anomalib's min-max normalisation, clipped to
+  ``[0, 1]``; the operating threshold is at 0.5), equal to ``score`` when the post-processor does not
+  normalise.
+
+Per volume:
 
 * the volume score: the maximum of its slice scores (``volume_score="max"``), or the mean of its
-  ``top_k`` highest (``"top_k_mean"``);
+  ``top_k`` highest (``"top_k_mean"``), on each scale;
 * ``<results dir>/volumes/<volume name>_anomaly_map.nii.gz``: float32, the input's shape and
-  affine; each slice map resized (bilinear) back to the slice's grid and put back where the slice
-  came from; slices that were not scored are 0;
-* ``<results dir>/volumes/volume_scores.csv``: ``volume, score, label, slices, path``, and
-  ``slice_scores.csv``: ``volume, slice, score`` (slice numbers as in :mod:`.orientation`);
+  affine, on the normalised scale (0.5 = the pixel threshold); each slice map resized (bilinear)
+  back to the slice's grid and put back where the slice came from; slices that were not scored are 0;
+* ``<results dir>/volumes/volume_scores.csv``: ``volume, score, normalized_score, prediction, label,
+  slices, path``, and ``slice_scores.csv``: ``volume, slice, score, normalized_score, prediction,
+  label`` (slice numbers as in :mod:`.orientation`; ``label`` 1 where the slice's mask holds lesion
+  voxels; ``prediction`` 1 where the normalised score is above the operating threshold; empty
+  where unknown);
 * for anomalib's image visualiser, which reads the picture behind each ``image_path``: the callback
   runs just before it, writes each scored slice as an 8-bit picture ``<volume name>/<axis>_<index>.png``
   in a temporary folder (removed at the end of the epoch) and points the batch's ``image_path`` there,
   so the visualiser files its heat maps under ``<results dir>/images/<volume name>/``;
-* in ``test``, ``volume_AUROC`` (when both labels are present), logged next to anomalib's image and
-  pixel metrics.
+* in ``test``, ``volume_AUROC`` and ``volume_AveragePrecision`` of the raw volume scores (when both
+  labels are present), logged next to anomalib's image and pixel metrics.
+
+The raw values come from :class:`~anomalib_ea2d.raw_scores.RawPredictions`, which the callback puts
+before the model's post-processor; the callback itself sits after it, whatever order Lightning left
+the callbacks in from an earlier ``fit``.
 
 Example:
     >>> import numpy as np
@@ -29,21 +44,26 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import shutil
 import tempfile
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import nibabel as nib
 import numpy as np
 import torch
+from anomalib.post_processing import PostProcessor
 from anomalib.visualization import ImageVisualizer
 from lightning.pytorch import Callback, LightningModule, Trainer
 from PIL import Image
 from torch.nn import functional as F  # noqa: N812
-from torchmetrics.functional.classification import binary_auroc
+from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 
 from anomalib_ea2d.data.volumes.dataset import parse_slice_path
+from anomalib_ea2d.raw_scores import RawPredictions
 
 if TYPE_CHECKING:
     from anomalib_ea2d.data.volumes.records import VolumeRecord
@@ -75,14 +95,71 @@ def write_anomaly_map(record: VolumeRecord, maps: dict[int, np.ndarray], path: P
     nib.save(image, path)
 
 
+@dataclass
+class SliceResult:
+    """One scored slice: raw and normalised score, the operating point's decision, the slice's label."""
+
+    score: float
+    normalized_score: float
+    prediction: int | None
+    label: int | None
+
+
+def _cell(value: float | int | None) -> str:
+    """A CSV cell: float32 values with enough digits to read back exactly; empty for unknown."""
+    if value is None:
+        return ""
+    return f"{value:.9g}" if isinstance(value, float) else str(value)
+
+
+def _column(batch: Any, name: str, size: int) -> list[Any]:  # noqa: ANN401
+    """``batch.name`` as one Python value per item (``None`` when the field is missing)."""
+    value = getattr(batch, name, None)
+    if not isinstance(value, torch.Tensor):
+        return [None] * size
+    flat = value.detach().reshape(-1).cpu()
+    return flat.tolist() if flat.numel() == size else [None] * size
+
+
+def rank_in_unit_interval(scores: torch.Tensor) -> torch.Tensor:
+    """Scores replaced by their dense rank scaled to ``[0, 1]``: same order and ties, any range.
+
+    torchmetrics takes scores outside ``[0, 1]`` for logits and applies a sigmoid, which saturates
+    (ties) far from 0; ranking metrics only need the order.
+
+    Example:
+        >>> rank_in_unit_interval(torch.tensor([40.0, -3.0, 40.0, 7.0]))
+        tensor([1.0000, 0.0000, 1.0000, 0.5000])
+    """
+    unique, ranks = torch.unique(scores, return_inverse=True)
+    return ranks.double() / max(unique.numel() - 1, 1)
+
+
+def score_threshold(pl_module: LightningModule | None) -> float | None:
+    """The post-processor's image threshold on the scale of its output scores (``None`` if uncalibrated)."""
+    post = getattr(pl_module, "post_processor", None)
+    if not isinstance(post, PostProcessor) or not post.enable_thresholding:
+        return None
+    threshold = post.normalized_image_threshold if post.enable_normalization else post.image_threshold
+    if post.enable_normalization and torch.isnan(post.image_min).item():
+        return None
+    value = float(threshold)
+    return None if math.isnan(value) else value
+
+
 class VolumeResults(Callback):
-    """Volume scores, ``volume_AUROC``, ``volume_scores.csv`` and NIfTI anomaly maps after test/predict.
+    """Volume scores, volume metrics, ``volume_scores.csv``, ``slice_scores.csv`` and NIfTI maps after test/predict.
 
     Args:
         volume_score: ``"max"`` of the slice scores or ``"top_k_mean"``.
         top_k: Slices averaged by ``"top_k_mean"``.
         write_maps: Write one ``<volume>_anomaly_map.nii.gz`` per volume.
         output_dir: Where to write; default ``<trainer.default_root_dir>/volumes``.
+
+    Example:
+        >>> results = VolumeResults(volume_score="top_k_mean", top_k=2)
+        >>> results.volume_score, results.top_k
+        ('top_k_mean', 2)
     """
 
     def __init__(
@@ -103,9 +180,11 @@ class VolumeResults(Callback):
         self.write_maps = write_maps
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.scores: dict[str, float] = {}
-        self._slice_scores: dict[str, dict[int, float]] = {}
+        self.normalized_scores: dict[str, float] = {}
+        self._slices: dict[str, dict[int, SliceResult]] = {}
         self._maps: dict[str, dict[int, np.ndarray]] = {}
         self._pictures: Path | None = None
+        self._threshold: float | None = None
 
     def _records(self, trainer: Trainer) -> dict[str, VolumeRecord]:
         return getattr(trainer.datamodule, "volume_records", {})
@@ -115,16 +194,17 @@ class VolumeResults(Callback):
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
-    def _reset(self) -> None:
-        self.scores, self._slice_scores, self._maps = {}, {}, {}
+    def _start(self, pl_module: LightningModule) -> None:
+        self.scores, self.normalized_scores, self._slices, self._maps = {}, {}, {}, {}
+        self._threshold = score_threshold(pl_module)
 
     def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Start a new collection."""
-        self._reset()
+        self._start(pl_module)
 
     def on_predict_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Start a new collection."""
-        self._reset()
+        self._start(pl_module)
 
     def on_test_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, *args: Any) -> None:  # noqa: ANN401
         """Collect the batch's slice scores and maps."""
@@ -135,11 +215,23 @@ class VolumeResults(Callback):
         self._collect(trainer, outputs)
 
     def attach(self, trainer: Trainer) -> None:
-        """Add this callback to ``trainer`` (once), just before anomalib's image visualiser if there is one."""
-        if self in trainer.callbacks:
-            return
-        positions = [i for i, c in enumerate(trainer.callbacks) if isinstance(c, ImageVisualizer)]
-        trainer.callbacks.insert(positions[0] if positions else len(trainer.callbacks), self)
+        """Put this callback right after the model's post-processor (before anomalib's image visualiser).
+
+        Called at every ``setup`` of the datamodule: Lightning appends the model's callbacks anew at
+        each run, so a position from an earlier run would put it before the post-processor.
+        """
+        callbacks = trainer.callbacks
+        if self in callbacks:
+            callbacks.remove(self)
+        pl_module = trainer.lightning_module
+        post = getattr(pl_module, "post_processor", None)
+        if post in callbacks:
+            position = callbacks.index(post) + 1
+        else:
+            visualizers = [i for i, c in enumerate(callbacks) if isinstance(c, ImageVisualizer)]
+            position = visualizers[0] if visualizers else len(callbacks)
+        callbacks.insert(position, self)
+        RawPredictions.attach(trainer, pl_module)
 
     def _slice_pictures(self, trainer: Trainer, outputs: Any, records: dict[str, VolumeRecord]) -> None:  # noqa: ANN401
         """Write each slice as a picture for the visualiser and point ``image_path`` at it."""
@@ -166,7 +258,13 @@ class VolumeResults(Callback):
         self._slice_pictures(trainer, outputs, records)
 
     def _collect_scores(self, trainer: Trainer, outputs: Any, records: dict[str, VolumeRecord]) -> None:  # noqa: ANN401
-        scores = outputs.pred_score.detach().float().reshape(-1).cpu()
+        size = len(outputs.image_path)
+        raw = RawPredictions.find(trainer)
+        raw_batch = raw.view(outputs) if raw is not None else outputs
+        scores = [float(v) for v in _column(raw_batch, "pred_score", size)]
+        normalized = [float(v) for v in _column(outputs, "pred_score", size)]
+        predictions = _column(outputs, "pred_label", size)
+        labels = _column(outputs, "gt_label", size)
         maps = outputs.anomaly_map
         if maps is not None:
             maps = maps.detach().float().cpu()
@@ -176,27 +274,36 @@ class VolumeResults(Callback):
             record = records.get(key)
             if record is None:
                 continue
-            self._slice_scores.setdefault(key, {})[index] = float(scores[i])
+            prediction = None if predictions[i] is None else int(bool(predictions[i]))
+            label = None if labels[i] is None else int(labels[i])
+            self._slices.setdefault(key, {})[index] = SliceResult(scores[i], normalized[i], prediction, label)
             if maps is not None and self.write_maps:
                 plane = F.interpolate(maps[i : i + 1], size=record.geometry.slice_shape, mode="bilinear")
                 self._maps.setdefault(key, {})[index] = plane[0, 0].numpy()
-            if len(self._slice_scores[key]) == len(record.slices):
+            if len(self._slices[key]) == len(record.slices):
                 self._finish(trainer, key, record)
 
     def _finish(self, trainer: Trainer, key: str, record: VolumeRecord) -> None:
-        self.scores[key] = reduce_scores(
-            np.array(list(self._slice_scores[key].values())), self.volume_score, self.top_k
+        slices = self._slices[key].values()
+        self.scores[key] = reduce_scores(np.array([s.score for s in slices]), self.volume_score, self.top_k)
+        self.normalized_scores[key] = reduce_scores(
+            np.array([s.normalized_score for s in slices]), self.volume_score, self.top_k
         )
         maps = self._maps.pop(key, None)
         if maps is not None:
             write_anomaly_map(record, maps, self._dir(trainer) / f"{record.name}{MAP_SUFFIX}")
+
+    def _volume_prediction(self, key: str) -> int | None:
+        if self._threshold is None:
+            return None
+        return int(self.normalized_scores[key] > self._threshold)
 
     def _end(self, trainer: Trainer) -> tuple[list[float], list[int]]:
         if self._pictures is not None:
             shutil.rmtree(self._pictures, ignore_errors=True)
             self._pictures = None
         records = self._records(trainer)
-        for key in list(self._slice_scores):
+        for key in list(self._slices):
             if key not in self.scores:  # incomplete volume (e.g. a limited number of batches)
                 self._finish(trainer, key, records[key])
         if not self.scores:
@@ -205,29 +312,42 @@ class VolumeResults(Callback):
         scores, labels = [], []
         with path.open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["volume", "score", "label", "slices", "path"])
+            writer.writerow(["volume", "score", "normalized_score", "prediction", "label", "slices", "path"])
             for key, score in self.scores.items():
                 record = records[key]
-                label = "" if record.label_index < 0 else record.label_index
-                writer.writerow([record.name, f"{score:.6g}", label, len(self._slice_scores[key]), key])
-                if record.label_index >= 0:
+                label = None if record.label_index < 0 else record.label_index
+                writer.writerow(
+                    [record.name, _cell(score), _cell(self.normalized_scores[key]), _cell(self._volume_prediction(key)),
+                     _cell(label), len(self._slices[key]), key]
+                )  # fmt: skip
+                if label is not None:
                     scores.append(score)
-                    labels.append(record.label_index)
+                    labels.append(label)
         with (path.parent / SLICE_SCORES_FILE).open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["volume", "slice", "score"])
+            writer.writerow(["volume", "slice", "score", "normalized_score", "prediction", "label"])
             for key in self.scores:
-                for index, score in sorted(self._slice_scores[key].items()):
-                    writer.writerow([records[key].name, index, f"{score:.6g}"])
+                for index, result in sorted(self._slices[key].items()):
+                    writer.writerow(
+                        [records[key].name, index, _cell(result.score), _cell(result.normalized_score),
+                         _cell(result.prediction), _cell(result.label)]
+                    )  # fmt: skip
         logger.info("Wrote %d volume scores to %s.", len(self.scores), path)
         return scores, labels
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Write the scores and log ``volume_AUROC``."""
+        """Write the scores and log ``volume_AUROC`` and ``volume_AveragePrecision`` of the raw volume scores."""
         scores, labels = self._end(trainer)
         if len(set(labels)) == 2:
-            auroc = binary_auroc(torch.tensor(scores), torch.tensor(labels))
-            pl_module.log("volume_AUROC", auroc, prog_bar=False, logger=True)
+            preds, target = rank_in_unit_interval(torch.tensor(scores, dtype=torch.float64)), torch.tensor(labels)
+            metrics = {
+                "volume_AUROC": binary_auroc(preds, target, thresholds=None),
+                "volume_AveragePrecision": binary_average_precision(preds, target, thresholds=None),
+            }
+            with warnings.catch_warnings():  # Lightning's "no logger configured": the metric is still returned
+                warnings.filterwarnings("ignore", message=r".*but have no logger configured.*")
+                for name, value in metrics.items():
+                    pl_module.log(name, value.float(), prog_bar=False)
         elif scores:
             logger.warning("volume_AUROC needs normal and abnormal test volumes; only one kind was tested.")
 
@@ -240,8 +360,11 @@ __all__ = [
     "MAP_SUFFIX",
     "SCORES_FILE",
     "SLICE_SCORES_FILE",
+    "SliceResult",
     "VolumeResults",
     "VolumeScore",
+    "rank_in_unit_interval",
     "reduce_scores",
+    "score_threshold",
     "write_anomaly_map",
 ]
