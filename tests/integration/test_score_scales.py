@@ -25,6 +25,7 @@ from torch import nn
 
 from anomalib_ea2d.metrics import RawScoreEvaluator, medical_evaluator
 from anomalib_ea2d.post_processing import SpecificityPostProcessor
+from tests.helpers.ranking import auroc, average_precision
 
 TRAIN = [30 + 2 * i for i in range(16)]  # half of them validate: every validation score is <= 60
 TEST_NORMAL = [35, 40, 45, 50, 100, 120, 140, 160]
@@ -74,12 +75,6 @@ def _write(root: Path) -> Path:
     return root
 
 
-def _auroc(normal: list[float], abnormal: list[float]) -> float:
-    """Probability that an abnormal score is above a normal one (ties count half), by hand."""
-    wins = sum((a > n) + 0.5 * (a == n) for a in abnormal for n in normal)
-    return wins / (len(normal) * len(abnormal))
-
-
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _write(tmp_path_factory.mktemp("brightness"))
@@ -109,14 +104,14 @@ def _test(model: AnomalibModule, root: Path, tmp_path: Path) -> tuple[dict[str, 
 
 def _expected(model: AnomalibModule) -> tuple[float, float]:
     """AUROC of the raw brightness and of anomalib's clipped normalisation of it (same model statistics)."""
-    raw = _auroc([v / 255 for v in TEST_NORMAL], [v / 255 for v in TEST_ABNORMAL])
+    raw = auroc([v / 255 for v in TEST_NORMAL], [v / 255 for v in TEST_ABNORMAL])
     post = model.post_processor
 
     def clipped(value: int) -> float:
         score = model.model(model.pre_processor(torch.full((1, 3, 32, 32), value / 255)))[0]
         return float(post._normalize(score, post.image_min, post.image_max, post.image_threshold))
 
-    return raw, _auroc([clipped(v) for v in TEST_NORMAL], [clipped(v) for v in TEST_ABNORMAL])
+    return raw, auroc([clipped(v) for v in TEST_NORMAL], [clipped(v) for v in TEST_ABNORMAL])
 
 
 @pytest.mark.parametrize(
@@ -136,15 +131,10 @@ def test_logged_auroc_is_the_auroc_of_the_raw_scores(
     assert metrics["image_AUROC"] == pytest.approx(raw, abs=1e-6)
     # Every abnormal image is all lesion and the maps are constant: pixel AUROC is the image one.
     assert metrics["pixel_AUROC"] == pytest.approx(raw, abs=1e-6)
-    if "image_AveragePrecision" in metrics:
-        normal = [v for v in TEST_NORMAL]
-        ranked = sorted([(v, 0) for v in normal] + [(v, 1) for v in TEST_ABNORMAL], reverse=True)
-        hits, precision_sum = 0, 0.0
-        for rank, (_, label) in enumerate(ranked, start=1):
-            if label:
-                hits += 1
-                precision_sum += hits / rank
-        assert metrics["image_AveragePrecision"] == pytest.approx(precision_sum / len(TEST_ABNORMAL), abs=1e-6)
+    if "image_AveragePrecision" in metrics:  # the medical metric set
+        expected_ap = average_precision(TEST_NORMAL, TEST_ABNORMAL)
+        assert metrics["image_AveragePrecision"] == pytest.approx(expected_ap, abs=1e-6)
+        assert metrics["pixel_AveragePrecision"] == pytest.approx(expected_ap, abs=1e-6)
 
 
 def test_anomalib_defaults_rank_clipped_scores(data_root: Path, tmp_path: Path) -> None:

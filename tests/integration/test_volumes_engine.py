@@ -17,6 +17,7 @@ from anomalib.engine import Engine
 
 from anomalib_ea2d import EA2D
 from anomalib_ea2d.data import MedicalVolumes
+from tests.helpers.ranking import auroc, average_precision, split_by_label
 from tests.helpers.volumes import SHAPE, write_nifti_set
 
 SIZE = 64
@@ -57,8 +58,7 @@ def test_engine_fit_test_predict_write_volume_results(volume_root: Path, tmp_pat
     engine = _engine(tmp_path)
     engine.fit(model=model, datamodule=datamodule)
     (results,) = engine.test(model=model, datamodule=datamodule)
-    for metric in ("image_AUROC", "pixel_AUROC", "volume_AUROC"):
-        assert 0.0 <= results[metric] <= 1.0, metric
+    assert 0.0 <= results["pixel_AUROC"] <= 1.0
 
     out = Path(engine.trainer.default_root_dir) / "volumes"
     tested = datamodule.test_data.volumes
@@ -70,6 +70,11 @@ def test_engine_fit_test_predict_write_volume_results(volume_root: Path, tmp_pat
     assert sorted(row["label"] for row in rows) == ["0", "1"]
     with (out / "slice_scores.csv").open() as handle:
         slice_scores = list(csv.DictReader(handle))
+    # The logged metrics are those of the raw scores the files hold (one scale, unclipped).
+    assert results["image_AUROC"] == pytest.approx(auroc(*split_by_label(slice_scores)), abs=1e-6)
+    assert results["volume_AUROC"] == pytest.approx(auroc(*split_by_label(rows)), abs=1e-6)
+    assert results["volume_AveragePrecision"] == pytest.approx(average_precision(*split_by_label(rows)), abs=1e-6)
+    _check_slice_labels_and_scales(slice_scores, datamodule, model)
     for row in rows:
         own = [float(s["score"]) for s in slice_scores if s["volume"] == row["volume"]]
         assert float(row["score"]) == pytest.approx(max(own), rel=1e-5)  # volume score = max of slice scores
@@ -90,12 +95,39 @@ def test_engine_fit_test_predict_write_volume_results(volume_root: Path, tmp_pat
         row["volume"] for row in rows
     }
 
-    # predict on the test volumes writes maps too (a fresh output folder)
+    # predict on the test volumes (a fresh engine and output folder) writes the same numbers as test
     predict_dir = tmp_path / "predict"
     predictions = Engine(default_root_dir=predict_dir, accelerator="cpu", devices=1, logger=False).predict(
         model=model, datamodule=datamodule
     )
     assert predictions
-    written = list(predict_dir.rglob("*_anomaly_map.nii.gz"))
+    written = sorted(predict_dir.rglob("*_anomaly_map.nii.gz"))
     assert len(written) == 2
-    assert list(predict_dir.rglob("volume_scores.csv"))
+    for path in written:
+        np.testing.assert_allclose(
+            np.asarray(nib.load(path).dataobj), np.asarray(nib.load(out / path.name).dataobj), atol=1e-6
+        )
+    (predicted_scores,) = predict_dir.rglob("slice_scores.csv")
+    with predicted_scores.open() as handle:
+        predicted = {(r["volume"], r["slice"]): r for r in csv.DictReader(handle)}
+    assert set(predicted) == {(r["volume"], r["slice"]) for r in slice_scores}
+    for row in slice_scores:
+        again = predicted[row["volume"], row["slice"]]
+        for column in ("score", "normalized_score"):
+            assert float(again[column]) == pytest.approx(float(row[column]), rel=1e-5, abs=1e-7), column
+        assert again["prediction"] == row["prediction"]
+
+
+def _check_slice_labels_and_scales(slice_scores: list[dict[str, str]], datamodule: MedicalVolumes, model: EA2D) -> None:
+    """Each slice's label is whether its mask holds lesion voxels; normalised = anomalib's scale of the raw score."""
+    records = {record.name: record for record in datamodule.volume_records.values()}
+    post = model.post_processor
+    for row in slice_scores:
+        record = records[row["volume"]]
+        expected_label = record.slice_labels[record.slices.index(int(row["slice"]))]
+        assert int(row["label"]) == int(expected_label)
+        raw = torch.tensor(float(row["score"]))
+        normalized = post._normalize(raw, post.image_min, post.image_max, post.image_threshold)
+        assert float(row["normalized_score"]) == pytest.approx(float(normalized), abs=1e-5)
+        assert row["prediction"] == str(int(float(row["normalized_score"]) > 0.5))
+    assert {row["label"] for row in slice_scores} == {"0", "1"}
