@@ -1,7 +1,8 @@
 """One-command demo: EA2D on the synthetic brain-MRI set, from data generation to an OpenVINO model.
 
 ``python -m anomalib_ea2d.demo`` reads ``configs/synthetic_brain.yaml`` and the data config it names
-(the single source of the demo's settings), generates the synthetic set if needed, trains EA2D, tests
+(the single source of the demo's settings; an installed wheel carries both, see
+:mod:`anomalib_ea2d.config_files`), generates the synthetic set if needed, trains EA2D, tests
 the final model with anomalib's metrics, exports it to OpenVINO and writes, under ``--output``
 (default ``results/demo``):
 
@@ -36,11 +37,13 @@ from anomalib.engine import Engine
 from lightning.pytorch import seed_everything
 
 from anomalib_ea2d.backbone import OfflineWeightsError
+from anomalib_ea2d.config_files import config_dir, find_config
 from anomalib_ea2d.quiet import quiet_export
 
 logger = logging.getLogger("anomalib_ea2d.demo")
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "synthetic_brain.yaml"
+DEFAULT_CONFIG = config_dir() / "synthetic_brain.yaml"
+"""The demo's config: the bundled ``configs/synthetic_brain.yaml`` (in the wheel, or in a source checkout)."""
 HEATMAPS_PER_CLASS = 3
 
 
@@ -64,6 +67,9 @@ def load_config(path: Path) -> dict[str, Any]:
 
     Section files are found relative to the config's folder, as anomalib's CLI finds them.
 
+    Raises:
+        FileNotFoundError: A section file the config names does not exist.
+
     Example:
         >>> load_config(DEFAULT_CONFIG)["data"]["class_path"]
         'anomalib_ea2d.data.SyntheticBrainMRI'
@@ -71,7 +77,14 @@ def load_config(path: Path) -> dict[str, Any]:
     config = yaml.safe_load(path.read_text())
     for key, value in config.items():
         if isinstance(value, str) and value.endswith((".yaml", ".yml")):
-            config[key] = yaml.safe_load((path.parent / value).read_text())
+            section = path.parent / value
+            if not section.is_file():
+                msg = (
+                    f"Config {path} reads its {key!r} section from {section}, which does not exist; "
+                    "restore that file or write the section into the config."
+                )
+                raise FileNotFoundError(msg)
+            config[key] = yaml.safe_load(section.read_text())
     return config
 
 
@@ -173,13 +186,20 @@ def run(config_path: Path, output: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="demo config (anomalib style)")
+    parser.add_argument(
+        "--config",
+        default=str(DEFAULT_CONFIG),
+        help="demo config (anomalib style): a YAML file, or the name of a bundled config (default: %(default)s)",
+    )
     parser.add_argument("--output", type=Path, default=Path("results/demo"), help="where to write the outputs")
     args = parser.parse_args(argv)
-    if not args.config.is_file():
-        parser.error(f"config {args.config} not found; pass --config configs/synthetic_brain.yaml from the repository")
+    try:
+        config_path = find_config(args.config)
+        load_config(config_path)  # a missing section file is reported here, before any work
+    except FileNotFoundError as error:
+        parser.error(str(error))  # exits with status 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    run(args.config, args.output)
+    run(config_path, args.output)
 
 
 if __name__ == "__main__":

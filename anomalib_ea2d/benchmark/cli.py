@@ -1,7 +1,8 @@
 """Command line of ``python -m anomalib_ea2d.benchmark``: one sub-command per study, ``all`` for the CPU studies.
 
 Every run writes ``config.json`` (the settings used) and ``report.md`` (machine, command, the
-studies' tables) into ``--output``, next to each study's own files.
+studies' tables) into ``--output``, next to each study's own files. ``--print-config`` prints those
+settings instead and runs nothing (no ``--output`` needed): a quick check of a preset and overrides.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "study", choices=(*STUDIES, "all"), help="Study to run ('all': every CPU study, i.e. all but gpu)."
     )
-    parser.add_argument("--output", type=Path, required=True, help="Folder for CSV, JSON, markdown and plot files.")
+    parser.add_argument(
+        "--output", type=Path, help="Folder for CSV, JSON, markdown and plot files (required unless --print-config)."
+    )
     parser.add_argument(
         "--preset",
         default="full",
@@ -55,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, help="CPU threads (default: the preset's).")
     parser.add_argument("--seeds", nargs="+", type=int, help="compare and ablation: seeds.")
     parser.add_argument("--no-isolate", action="store_true", help="compare: run every model in this process.")
+    parser.add_argument(
+        "--print-config", action="store_true", help="Print the studies' settings as JSON and exit without running."
+    )
     return parser
 
 
@@ -71,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the requested studies; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.output is None and not args.print_config:
+        parser.error("the following arguments are required: --output")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     logger.setLevel(logging.INFO)
     try:
@@ -88,9 +96,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for study in configs:
             if hasattr(configs[study], "threads"):
                 configs[study] = dataclasses.replace(configs[study], threads=args.threads)
+    studies = ALL_STUDIES if args.study == "all" else (args.study,)
+    config_dump = {study: dataclasses.asdict(configs[study]) for study in studies}
+    if args.print_config:
+        print(json.dumps(config_dump, indent=2, default=str))
+        return 0
     output: Path = args.output
     output.mkdir(parents=True, exist_ok=True)
-    studies = ALL_STUDIES if args.study == "all" else (args.study,)
     from anomalib_ea2d.benchmark.measure import machine_info  # noqa: PLC0415 - imports torch
     from anomalib_ea2d.benchmark.report import write_report  # noqa: PLC0415
 
@@ -102,7 +114,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         seconds[study] = time.perf_counter() - start
         logger.info("%s done in %.0f s", study, seconds[study])
     info["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
-    config_dump = {study: dataclasses.asdict(configs[study]) for study in studies}
     (output / "config.json").write_text(json.dumps(config_dump, indent=2, default=str), encoding="utf-8")
     command = "python -m anomalib_ea2d.benchmark " + " ".join(sys.argv[1:] if argv is None else argv)
     report = write_report(output, info, [command], seconds)

@@ -1,5 +1,8 @@
 """Settings of the benchmark studies, filled from the preset YAML files of ``configs/benchmark/``.
 
+The presets are bundled configs (:mod:`anomalib_ea2d.config_files`): read from the installed wheel,
+or from the repository's ``configs/benchmark/`` in a source checkout.
+
 A preset (``full.yaml``: the documented CPU run, ``smoke.yaml``: seconds, for the test suite) sets
 every field of every study; the dataclasses below hold no sizes of their own, so each number has
 one home. The speed goals' thresholds live in ``configs/benchmark/goal_thresholds.yaml``, which the
@@ -21,6 +24,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from anomalib_ea2d.config_files import config_dir
+
 ModelName = Literal["ea2d", "patchcore", "reverse_distillation", "uninet"]
 Backend = Literal["torch", "openvino-fp32", "openvino-int8"]
 """Torch eager, OpenVINO with FP32 inference precision, OpenVINO INT8 (post-training quantisation)."""
@@ -33,8 +38,8 @@ BACKENDS: tuple[str, ...] = get_args(Backend)
 ABLATIONS: tuple[str, ...] = get_args(Ablation)
 """EA2D variants of the ``ablation`` study."""
 
-PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "benchmark"
-"""Folder of the preset files in a source checkout."""
+PRESET_DIR = config_dir() / "benchmark"
+"""Folder of the bundled preset files (in the installed package, or the checkout's ``configs/benchmark/``)."""
 
 
 @dataclass(kw_only=True)
@@ -250,14 +255,18 @@ class Preset:
 
 
 def preset_path(preset: str | Path) -> Path:
-    """The YAML file of a preset: a name under :data:`PRESET_DIR` (``"full"``, ``"smoke"``) or a path."""
+    """The YAML file of a preset: a name under :data:`PRESET_DIR` (``"full"``, ``"smoke"``) or a path.
+
+    Raises:
+        FileNotFoundError: No such file or bundled preset.
+    """
     path = Path(preset)
     if path.suffix not in {".yaml", ".yml"}:
         path = PRESET_DIR / f"{preset}.yaml"
     if not path.is_file():
         msg = (
-            f"Benchmark preset {str(preset)!r} not found ({path}); pass 'full', 'smoke' (files of "
-            "configs/benchmark/ in a source checkout) or the path of a preset YAML file."
+            f"Benchmark preset {str(preset)!r} not found ({path}); pass 'full', 'smoke' (the presets bundled "
+            "with the package) or the path of a preset YAML file."
         )
         raise FileNotFoundError(msg)
     return path

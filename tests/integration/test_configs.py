@@ -2,6 +2,8 @@
 
 Each recipe (``configs/<name>.yaml``) reads its datamodule from ``configs/data/<name>.yaml``; the data
 configs also run with any other anomalib model (``anomalib train --model M --data configs/data/<name>.yaml``).
+The paper data configs' validation set is held-out normal training images, never a test image: checked
+through the datamodule the config builds, on a tiny split in the layout ``prepare`` writes.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from typing import Any
 
 import pytest
 import yaml
+from anomalib.data import AnomalibDataModule
+from jsonargparse import ArgumentParser
 
 from anomalib_ea2d.data.splits import TEST_ABNORMAL_DIR, TEST_NORMAL_DIR, TRAIN_DIR
+from tests.helpers.raw_splits import image
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 DATASET_CONFIGS = ["oct2017", "aptos2019", "isic2018", "br35h", "synthetic_brain"]
@@ -156,8 +161,9 @@ def test_config_parses_and_validates_once_at_the_end(printed: dict[str, dict[str
     assert config["trainer"]["val_check_interval"] == args["max_steps"]
     # No model selection on the test set: no extra (e.g. best-metric checkpoint) callbacks.
     assert config["trainer"]["callbacks"] is None
-    # Synthetic set: thresholds calibrated on a held-out half of the test slices; paper sets: their protocol.
-    expected = "from_test" if name == "synthetic_brain" else "same_as_test"
+    # Synthetic set: thresholds calibrated on a held-out half of the test slices, which is then not tested;
+    # paper sets: on held-out normal training images (see test_paper_validation_set_is_not_the_test_set).
+    expected = "from_test" if name == "synthetic_brain" else "from_train"
     assert str(config["data"]["init_args"]["val_split_mode"]).lower() == expected
 
 
@@ -177,6 +183,11 @@ def test_paper_recipe(printed: dict[str, dict[str, Any]], name: str) -> None:
         TEST_ABNORMAL_DIR,
     )
     assert str(data["test_split_mode"]).lower() == "from_dir"
+    # Validation: a fixed 10 % of the normal training images; the operating point is set on them.
+    assert (str(data["val_split_mode"]).lower(), data["val_split_ratio"], data["seed"]) == ("from_train", 0.1, 0)
+    post = config["model"]["init_args"]["post_processor"]
+    assert post["class_path"] == "anomalib_ea2d.SpecificityPostProcessor"
+    assert post["init_args"]["image_fpr"] == pytest.approx(0.05)
 
 
 def _transforms(config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -217,3 +228,36 @@ def test_paper_recipes_keep_whole_image_and_paper_encoder_lr(printed: dict[str, 
     args = printed[name]["model"]["init_args"]
     assert args["roi"] is None
     assert args["scratch_encoder_lr"] is None
+
+
+def _paper_datamodule(name: str, root: Path) -> AnomalibDataModule:
+    """The datamodule ``configs/data/<name>.yaml`` builds (as anomalib's CLI builds it), on ``root``, set up."""
+    config = yaml.safe_load((CONFIG_DIR / "data" / f"{name}.yaml").read_text())
+    config["init_args"].update(root=str(root), num_workers=0)
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(AnomalibDataModule, "data")
+    datamodule = parser.instantiate_classes(parser.parse_object({"data": config})).data
+    datamodule.setup()
+    return datamodule
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_RECIPE))
+def test_paper_validation_set_is_not_the_test_set(tmp_path: Path, name: str) -> None:
+    counts = {TRAIN_DIR: 20, TEST_NORMAL_DIR: 4, TEST_ABNORMAL_DIR: 4}
+    for folder, count in counts.items():
+        for index in range(count):
+            image(tmp_path / folder / f"{index:02d}.png", size=(16, 16), value=40 + 5 * index)
+    datamodule = _paper_datamodule(name, tmp_path)
+    train, val, test = (
+        {Path(p).relative_to(tmp_path).as_posix() for p in data.samples.image_path}
+        for data in (datamodule.train_data, datamodule.val_data, datamodule.test_data)
+    )
+    assert not val & test
+    assert not val & train  # held out: the model never trains on its validation images
+    assert {Path(path).parent.as_posix() for path in val} == {TRAIN_DIR}
+    assert (len(train), len(val)) == (18, 2)  # 10 % of the 20 normal training images
+    assert set(datamodule.val_data.samples.label_index) == {0}
+    assert len(test) == counts[TEST_NORMAL_DIR] + counts[TEST_ABNORMAL_DIR]  # the whole test set is tested
+    # A fixed draw: every run validates on the same images.
+    again = _paper_datamodule(name, tmp_path)
+    assert {Path(p).relative_to(tmp_path).as_posix() for p in again.val_data.samples.image_path} == val
