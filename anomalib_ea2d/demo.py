@@ -9,6 +9,9 @@ the final model with anomalib's metrics, exports it to OpenVINO and writes, unde
 - ``metrics.json`` and ``metrics.csv``: the configured test metrics (the demo config: image AUROC,
   AP, sensitivity/specificity at the operating point and at 95 % specificity; pixel AUROC, AP,
   PRO, Dice, best Dice), the operating point's thresholds, and timings;
+- ``image_scores.csv``: every test slice's raw score (the image AUROC is computed on these),
+  normalised score, decision at the operating point and label
+  (:class:`~anomalib_ea2d.image_scores.ImageScores`);
 - ``heatmaps/``: anomalib's visualisations of a few normal and lesion test slices;
 - ``openvino/``: the exported model (``model.xml``/``model.bin``).
 
@@ -38,6 +41,7 @@ from lightning.pytorch import seed_everything
 
 from anomalib_ea2d.backbone import OfflineWeightsError
 from anomalib_ea2d.config_files import config_dir, find_config
+from anomalib_ea2d.image_scores import SCORES_FILE
 from anomalib_ea2d.quiet import quiet_export
 
 logger = logging.getLogger("anomalib_ea2d.demo")
@@ -152,6 +156,7 @@ def run(config_path: Path, output: Path) -> dict[str, Any]:
     started = time.perf_counter()
     (test_metrics,) = engine.test(model=model, datamodule=datamodule)
     test_seconds = time.perf_counter() - started
+    shutil.copyfile(Path(engine.trainer.default_root_dir) / SCORES_FILE, output / SCORES_FILE)
     _step(4, "exporting to OpenVINO")
     with quiet_export():
         exported = engine.export(model=model, export_type=ExportType.OPENVINO, export_root=output / "openvino")
@@ -178,6 +183,7 @@ def run(config_path: Path, output: Path) -> dict[str, Any]:
     print(f"  trained {metrics['train_steps']} steps in {train_seconds:.0f} s; tested in {test_seconds:.0f} s")
     print("Outputs:")
     print(f"  metrics    {output / 'metrics.json'}, {output / 'metrics.csv'}")
+    print(f"  scores     {output / SCORES_FILE} (raw score, normalised score, decision, label per slice)")
     print(f"  heat maps  {output / 'heatmaps'} ({len(heatmaps)} images)")
     print(f"  OpenVINO   {exported}")
     return metrics

@@ -35,6 +35,7 @@ from anomalib_ea2d.guards import (
     ValidateAfterTraining,
     WarnUncalibratedExport,
 )
+from anomalib_ea2d.image_scores import ImageScores
 from anomalib_ea2d.loss import EA2DLoss
 from anomalib_ea2d.map_statistics import FitMapStatistics
 from anomalib_ea2d.metrics import ea2d_evaluator
@@ -198,13 +199,16 @@ class EA2D(OfflineCheckpointLoading, WarnUncalibratedExport, AnomalibModule):
 
         :class:`~anomalib_ea2d.guards.ValidateAfterTraining` calibrates the post-processor after the
         last step of any run; :class:`~anomalib_ea2d.guards.CalibrationGuard` stops test/predict of
-        a model that was never calibrated.
+        a model that was never calibrated; :class:`~anomalib_ea2d.image_scores.ImageScores` writes
+        ``image_scores.csv`` (unless the trainer has its own).
         """
         callbacks = super().configure_callbacks()
         components = list(callbacks) if isinstance(callbacks, Sequence) else [callbacks]
         statistics = [FitMapStatistics()] if self.hparams.get("standardize_maps") else []
         guards = [InputGuard(), NumericsGuard(), CheckpointGuard(), ValidateAfterTraining(), CalibrationGuard()]
-        return [*components, *statistics, *guards]
+        trainer_callbacks = self._trainer.callbacks if self._trainer is not None else []
+        scores = [] if any(isinstance(c, ImageScores) for c in trainer_callbacks) else [ImageScores()]
+        return [*components, *statistics, *guards, *scores]
 
     def training_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
         """Compute the weighted EA2D loss and log its terms."""

@@ -25,6 +25,8 @@ from PIL import Image
 
 from anomalib_ea2d import EA2D, RegionOfInterest, SpecificityPostProcessor
 from anomalib_ea2d.roi import Foreground
+from tests.helpers.ranking import average_precision, f1
+from tests.helpers.recorder import TestRecorder
 from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_disk_dataset
 
 SIZE = 64
@@ -89,6 +91,22 @@ def _assert_operating_point(post: SpecificityPostProcessor, inspector: Inspector
     assert int((pixels > pixel_threshold).sum()) <= allowed < int((pixels >= pixel_threshold).sum())
 
 
+def _assert_metrics_recomputed(results: dict[str, float], recorder: TestRecorder) -> None:
+    """Ranking metrics from the raw scores, operating-point metrics from the thresholded labels, by hand."""
+    labels, predicted = recorder.column("gt_label").astype(bool), recorder.column("pred_label").astype(bool)
+    scores = torch.cat(recorder.raw_scores).numpy()
+    assert results["image_AUROC"] == pytest.approx(recorder.image_auroc(), abs=1e-6)
+    assert results["pixel_AUROC"] == pytest.approx(recorder.pixel_auroc(), abs=1e-5)
+    assert results["image_AveragePrecision"] == pytest.approx(
+        average_precision(scores[~labels].tolist(), scores[labels].tolist()), abs=1e-6
+    )
+    assert results["image_Sensitivity"] == pytest.approx(predicted[labels].mean(), abs=1e-6)
+    assert results["image_Specificity"] == pytest.approx((~predicted[~labels]).mean(), abs=1e-6)
+    masks = recorder.column("gt_mask").astype(bool)
+    assert results["pixel_Dice"] == pytest.approx(f1(recorder.column("pred_mask"), masks), abs=1e-5)
+    assert results["pixel_Dice"] <= results["pixel_BestDice"] + 1e-6
+
+
 def _images(root: Path) -> torch.Tensor:
     paths = sorted((root / "test/bad").glob("*.png"))[:2] + sorted((root / "test/good").glob("*.png"))[:2]
     arrays = [np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255 for path in paths]
@@ -121,13 +139,12 @@ def test_ea2d_roi_and_operating_point_through_engine(dataset_root: Path, tmp_pat
         metrics="medical",
         post_processor=SpecificityPostProcessor(image_fpr=IMAGE_FPR, pixel_fpr=PIXEL_FPR),
     )
-    inspector = Inspector()
-    engine, results = _fit_and_test(model, dataset_root, tmp_path, [inspector])
+    inspector, recorder = Inspector(), TestRecorder()
+    engine, results = _fit_and_test(model, dataset_root, tmp_path, [inspector, recorder])
     assert inspector.checked_pixels["outside"] > 0
     assert inspector.checked_pixels["inside"] > 0
     _assert_operating_point(model.post_processor, inspector)
-    for key in ("image_AveragePrecision", "image_Sensitivity", "image_Specificity", "pixel_Dice", "pixel_BestDice"):
-        assert 0.0 <= results[key] <= 1.0, key
+    _assert_metrics_recomputed(results, recorder)
     _assert_exports_match_torch(engine, model, dataset_root, tmp_path, (ExportType.ONNX, ExportType.OPENVINO))
 
 
@@ -139,10 +156,12 @@ def test_patchcore_with_region_of_interest_callback(dataset_root: Path, tmp_path
         pre_processor=Patchcore.configure_pre_processor(image_size=(SIZE, SIZE)),
         post_processor=SpecificityPostProcessor(image_fpr=IMAGE_FPR, pixel_fpr=PIXEL_FPR),
     )
-    inspector = Inspector()
-    engine, results = _fit_and_test(model, dataset_root, tmp_path, [RegionOfInterest(**ROI), inspector])
+    inspector, recorder = Inspector(), TestRecorder()
+    engine, results = _fit_and_test(model, dataset_root, tmp_path, [RegionOfInterest(**ROI), inspector, recorder])
     assert inspector.checked_pixels["outside"] > 0
     _assert_operating_point(model.post_processor, inspector)
-    assert 0.0 <= results["image_AUROC"] <= 1.0
+    # anomalib's own evaluator, given our post-processor, ranks the raw scores
+    assert results["image_AUROC"] == pytest.approx(recorder.image_auroc(), abs=1e-6)
+    assert results["pixel_AUROC"] == pytest.approx(recorder.pixel_auroc(), abs=1e-5)
     # the hook is traced into the export made in the same process
     _assert_exports_match_torch(engine, model, dataset_root, tmp_path, (ExportType.OPENVINO,))

@@ -17,6 +17,8 @@ from anomalib.engine import Engine
 from PIL import Image
 
 from anomalib_ea2d import EA2D
+from tests.helpers.ranking import f1
+from tests.helpers.recorder import TestRecorder
 from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_folder_dataset
 
 IMAGE_SIZE = 64
@@ -60,10 +62,16 @@ def test_validate(trained: tuple[Engine, EA2D, Path], dataset_root: Path) -> Non
 
 
 def test_test_reports_image_and_pixel_metrics(trained: tuple[Engine, EA2D, Path], dataset_root: Path) -> None:
-    engine, model, checkpoint = trained
+    """The logged metrics are those of the model's raw scores and thresholded labels, recomputed by hand."""
+    _, model, checkpoint = trained
+    recorder = TestRecorder()
+    engine = Engine(default_root_dir=checkpoint.parent, callbacks=[recorder], logger=False, enable_progress_bar=False)
     (results,) = engine.test(model=model, datamodule=_datamodule(dataset_root), ckpt_path=checkpoint)
-    for key in ("image_AUROC", "image_F1Score", "pixel_AUROC", "pixel_PRO"):
-        assert 0.0 <= results[key] <= 1.0, key
+    assert results["image_AUROC"] == pytest.approx(recorder.image_auroc(), abs=1e-6)
+    assert results["pixel_AUROC"] == pytest.approx(recorder.pixel_auroc(), abs=1e-5)
+    labels = recorder.column("gt_label").astype(bool)
+    assert results["image_F1Score"] == pytest.approx(f1(recorder.column("pred_label"), labels), abs=1e-6)
+    assert 0.0 <= results["pixel_PRO"] <= 1.0
 
 
 def test_predict(trained: tuple[Engine, EA2D, Path], dataset_root: Path) -> None:

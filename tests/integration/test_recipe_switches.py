@@ -20,6 +20,7 @@ from torch import nn
 
 from anomalib_ea2d import EA2D
 from anomalib_ea2d.components.standardization import MapStandardizer
+from tests.helpers.recorder import TestRecorder
 from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_folder_dataset
 
 IMAGE_SIZE = 64
@@ -266,7 +267,13 @@ def test_standardize_maps_is_fitted_on_the_training_images_after_training(datase
     checkpoint = next(Path(tmp_path).rglob("*.ckpt"))
     loaded = EA2D.load_from_checkpoint(checkpoint, weights_only=False)
     torch.testing.assert_close(loaded.model.map_standardizer.mean, model.model.map_standardizer.mean)
-    results = Engine(default_root_dir=tmp_path / "test", logger=False, enable_progress_bar=False).test(
+    recorder = TestRecorder()
+    results = Engine(default_root_dir=tmp_path / "test", callbacks=[recorder], logger=False).test(
         model=loaded, datamodule=datamodule, verbose=False
     )
-    assert 0.0 <= results[0]["image_AUROC"] <= 1.0
+    assert results[0]["image_AUROC"] == pytest.approx(recorder.image_auroc(), abs=1e-6)
+    # the loaded model scores the test images as the trained one does (statistics and weights restored)
+    model.eval()
+    with torch.no_grad():
+        again = torch.cat([model.model(b.image).pred_score.reshape(-1) for b in recorder.batches])
+    torch.testing.assert_close(again, torch.cat(recorder.raw_scores), rtol=1e-5, atol=1e-6)
