@@ -51,6 +51,10 @@ class Inspector(Callback):
         self.checked_pixels["outside"] += int((~roi).sum())
         self.checked_pixels["inside"] += int(roi.sum())
 
+    def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        del trainer, pl_module  # the thresholds come from the last validation only
+        self.normal_scores, self.normal_pixels = [], []
+
     def on_validation_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, *args: Any) -> None:
         del trainer, args
         normal = ~outputs.gt_label.bool()
