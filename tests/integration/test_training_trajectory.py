@@ -124,6 +124,15 @@ def reproducible_steps(expected: dict[str, Any]) -> list[int]:
     return [step for step, value in enumerate(drift.tolist()) if value <= DRIFT_LIMIT]
 
 
+def gradient_steps(expected: dict[str, Any], steps: int) -> list[int]:
+    """Steps whose gradient norm is comparable: the first, and those starting from reproducible weights.
+
+    A step's gradient comes from the weights left by the step before; where the reference cannot
+    reproduce those itself, its gradient norm is no more reproducible than they are.
+    """
+    return [0, *(step + 1 for step in reproducible_steps(expected) if step + 1 < steps)]
+
+
 def digest_mismatches(
     recorder: TrajectoryRecorder, expected: dict[str, Any], keys: list[str], steps: list[int]
 ) -> list[str]:
@@ -153,8 +162,9 @@ def test_engine_fit_follows_the_reference_trajectory(
     steps = len(trajectory["batches"])
     assert len(recorder.losses) == steps
     torch.testing.assert_close(torch.tensor(recorder.losses, dtype=torch.float64), expected["loss"], rtol=RTOL, atol=0)
+    norms = gradient_steps(expected, steps)
     torch.testing.assert_close(
-        torch.tensor(recorder.grad_norms, dtype=torch.float64), expected["grad_norm"], rtol=RTOL, atol=0
+        torch.tensor(recorder.grad_norms, dtype=torch.float64)[norms], expected["grad_norm"][norms], rtol=RTOL, atol=0
     )
     compared = reproducible_steps(expected)
     assert compared, "the fixture marks no step as reproducible"
