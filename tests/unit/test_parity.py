@@ -1,14 +1,14 @@
-"""EA2DModel against the paper's reference implementation, through the shared parity fixture.
+"""EA2DModel against the paper's reference implementation, through the parity fixture.
 
-The fixture holds the reference state-dict layout, a deterministic weight builder and outputs the
-reference code computed for a fixed input. Every expected value here is read from any
+The fixture (``tests/fixtures/parity``, or ``$EA2D_PARITY_DIR``) holds the reference state-dict
+layout and outputs the reference code computed for a fixed input from seeded weights, which
+``tests.helpers.reference_weights`` rebuilds. Every expected value here is read from any
 ``expected_seed*.pt`` found in the fixture and every actual value is computed by our model, so the
 test works unchanged for another seed, batch or image size.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +18,7 @@ import torch
 
 from anomalib_ea2d import EA2DLoss, EA2DModel, convert_reference_state_dict
 from anomalib_ea2d.anomaly_map import rotate180, view_anomaly_map
+from tests.helpers.reference_weights import build_reference_state_dict
 
 MAP_TOL = 1e-5
 LOSS_RTOL = 1e-5
@@ -40,15 +41,6 @@ def _fixtures(parity_dir: Path) -> list[tuple[int, Path]]:
     return found
 
 
-def _reference_state_dict(parity_dir: Path, seed: int) -> dict[str, torch.Tensor]:
-    spec = importlib.util.spec_from_file_location("make_state_dict", parity_dir / "make_state_dict.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build(seed, parity_dir / "official_keys.json")
-
-
 def _model(state: dict[str, torch.Tensor], **kwargs: object) -> EA2DModel:
     model = EA2DModel(backbone="resnet50", pre_trained=False, **kwargs)
     model.load_state_dict(convert_reference_state_dict(state))
@@ -56,11 +48,12 @@ def _model(state: dict[str, torch.Tensor], **kwargs: object) -> EA2DModel:
 
 
 @pytest.fixture(scope="module")
-def cases(parity_dir: Path) -> list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
+def cases(parity_dir: Path, parity_keys_file: Path) -> list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
+    """Per ``expected_seed*.pt`` found: the seeded reference weights and the reference's outputs."""
     fixtures = _fixtures(parity_dir)
     if not fixtures:
-        pytest.skip(f"no expected_seed*.pt in {parity_dir}")
-    return [(_reference_state_dict(parity_dir, seed), torch.load(path)) for seed, path in fixtures]
+        pytest.fail(f"no expected_seed<N>.pt in the parity fixture folder {parity_dir}", pytrace=False)
+    return [(build_reference_state_dict(seed, parity_keys_file), torch.load(path)) for seed, path in fixtures]
 
 
 def test_conversion_covers_every_parameter(cases: list) -> None:
