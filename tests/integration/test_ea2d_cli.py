@@ -6,7 +6,6 @@ must resolve through the ``.pth`` hook installed with the package.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.helpers.cli import cli_env
 from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_folder_dataset
 
 BIN = Path(sys.executable).parent
@@ -21,9 +21,7 @@ ANOMALIB = str(BIN / "anomalib")
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("PYTHONPATH", None)  # the installed package and its hook, not the test tree
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
+    result = subprocess.run(args, cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
     return result
 
