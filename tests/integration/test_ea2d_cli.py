@@ -85,13 +85,15 @@ def test_python_start_does_not_import_torch() -> None:
     ["import anomalib.models", "from anomalib_ea2d import EA2DModel", "import anomalib_ea2d.lightning_model"],
 )
 def test_hook_registers_ea2d_with_anomalib_models(first_import: str) -> None:
-    """EA2D is registered whichever is imported first, anomalib or a part of the plugin."""
+    """EA2D is registered, and the predict addition made, whichever is imported first."""
     code = (
         f"{first_import}; import anomalib.models as m, anomalib_ea2d; "
         "assert m.EA2D is anomalib_ea2d.EA2D; "
         "assert type(m.get_model('ea2d', backbone='resnet18', pre_trained=False)) is m.EA2D; "
         "assert type(m.get_model({'class_path': 'EA2D', 'init_args': {'pre_trained': False}})) is m.EA2D; "
-        "assert m.AnomalibModule in m.EA2D.__bases__; print('ok')"
+        "assert m.AnomalibModule in m.EA2D.__bases__; "
+        "import anomalib.engine.engine as e; "  # the EA2D-only addition is in place too
+        "assert e.Engine.predict.routes_volumes; print('ok')"
     )
     assert _run(sys.executable, "-c", code, cwd=Path.cwd()).stdout.strip().endswith("ok")
 
