@@ -7,11 +7,13 @@ Registration makes ``anomalib train --model EA2D`` (jsonargparse resolves subcla
 ``AnomalibModule`` among imported classes), ``anomalib.models.get_model("ea2d")`` and
 ``anomalib.models.EA2D`` (used by ``anomalib benchmark``) work.
 
-One more anomalib module gets an EA2D-only addition right after it loads:
+Two more anomalib modules get an EA2D-only addition right after they load:
 
 * ``anomalib.engine.engine``: ``Engine.predict(data_path=...)`` (``anomalib predict --data <path>``)
   of an EA2D model on NIfTI volumes or DICOM series predicts them as volumes
-  (:func:`anomalib_ea2d.data.predict_reader.route_volume_predictions`).
+  (:func:`anomalib_ea2d.data.predict_reader.route_volume_predictions`);
+* ``anomalib.cli.cli``: an EA2D model that cannot be built from the command line (no ImageNet weights
+  offline) ends the command with its one message (:func:`anomalib_ea2d.cli_errors.report_plainly`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from types import ModuleType
 TARGET = "anomalib.models"
 PLUGIN = "anomalib_ea2d.lightning_model"
 ENGINE = "anomalib.engine.engine"
+CLI = "anomalib.cli.cli"
 
 
 def register(model_class: type) -> None:
@@ -59,9 +62,21 @@ def _extend_engine(module: ModuleType) -> None:
         sys.stderr.write(f"anomalib-ea2d: predicting volumes with --data <path> is unavailable ({error}).\n")
 
 
+def _extend_cli(module: ModuleType) -> None:
+    if not hasattr(module, "AnomalibCLI"):
+        return
+    try:
+        from anomalib_ea2d.cli_errors import report_plainly  # noqa: PLC0415 - torch-heavy
+
+        report_plainly(module.AnomalibCLI)
+    except Exception as error:  # noqa: BLE001 - never break anomalib because of the plugin
+        sys.stderr.write(f"anomalib-ea2d: plain command-line errors are unavailable ({error}).\n")
+
+
 AFTER_IMPORT: dict[str, Callable[[ModuleType], None]] = {
     TARGET: _import_plugin,
     ENGINE: _extend_engine,
+    CLI: _extend_cli,
 }
 """What runs right after each of these modules has been imported."""
 
