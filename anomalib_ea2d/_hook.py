@@ -6,6 +6,14 @@ import complete and then imports :mod:`anomalib_ea2d.lightning_model`, which reg
 Registration makes ``anomalib train --model EA2D`` (jsonargparse resolves subclasses of
 ``AnomalibModule`` among imported classes), ``anomalib.models.get_model("ea2d")`` and
 ``anomalib.models.EA2D`` (used by ``anomalib benchmark``) work.
+
+Two more anomalib modules get an EA2D-only addition right after they load:
+
+* ``anomalib.engine.engine``: ``Engine.predict(data_path=...)`` (``anomalib predict --data <path>``)
+  of an EA2D model on NIfTI volumes or DICOM series predicts them as volumes
+  (:func:`anomalib_ea2d.data.predict_reader.route_volume_predictions`);
+* ``anomalib.cli.cli``: an EA2D model that cannot be built from the command line (no ImageNet weights
+  offline) ends the command with its one message (:func:`anomalib_ea2d.cli_errors.report_plainly`).
 """
 
 from __future__ import annotations
@@ -14,11 +22,13 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 
 TARGET = "anomalib.models"
 PLUGIN = "anomalib_ea2d.lightning_model"
+ENGINE = "anomalib.engine.engine"
+CLI = "anomalib.cli.cli"
 
 
 def register(model_class: type) -> None:
@@ -41,8 +51,41 @@ def _import_plugin(_module: ModuleType) -> None:
         sys.stderr.write(f"anomalib-ea2d: could not register EA2D with anomalib ({error}).\n")
 
 
+def _extend_engine(module: ModuleType) -> None:
+    if not hasattr(module, "Engine"):  # still being imported (no start-up hook): leave it as it is
+        return
+    try:
+        from anomalib_ea2d.data.predict_reader import route_volume_predictions  # noqa: PLC0415 - torch-heavy
+
+        route_volume_predictions(module.Engine)
+    except Exception as error:  # noqa: BLE001 - never break anomalib because of the plugin
+        sys.stderr.write(f"anomalib-ea2d: predicting volumes with --data <path> is unavailable ({error}).\n")
+
+
+def _extend_cli(module: ModuleType) -> None:
+    if not hasattr(module, "AnomalibCLI"):
+        return
+    try:
+        from anomalib_ea2d.cli_errors import report_plainly  # noqa: PLC0415 - torch-heavy
+
+        report_plainly(module.AnomalibCLI)
+    except Exception as error:  # noqa: BLE001 - never break anomalib because of the plugin
+        sys.stderr.write(f"anomalib-ea2d: plain command-line errors are unavailable ({error}).\n")
+
+
+AFTER_IMPORT: dict[str, Callable[[ModuleType], None]] = {
+    TARGET: _import_plugin,
+    ENGINE: _extend_engine,
+    CLI: _extend_cli,
+}
+"""What runs right after each of these modules has been imported."""
+
+
 class _AfterImportFinder(importlib.abc.MetaPathFinder):
-    """Find ``anomalib.models`` with the other finders and run the plugin import after it loads."""
+    """Find the modules of :data:`AFTER_IMPORT` with the other finders and run their additions after they load."""
+
+    def __init__(self) -> None:
+        self.pending = dict(AFTER_IMPORT)
 
     def find_spec(
         self,
@@ -50,9 +93,11 @@ class _AfterImportFinder(importlib.abc.MetaPathFinder):
         path: Sequence[str] | None,
         target: ModuleType | None = None,
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != TARGET:
+        after = self.pending.pop(fullname, None)
+        if after is None:
             return None
-        sys.meta_path.remove(self)
+        if not self.pending:
+            sys.meta_path.remove(self)
         spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
@@ -61,18 +106,22 @@ class _AfterImportFinder(importlib.abc.MetaPathFinder):
 
         def exec_module(module: ModuleType) -> None:
             original(module)
-            _import_plugin(module)
+            after(module)
 
         loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec
 
 
 def install() -> None:
-    """Install the finder once; if ``anomalib.models`` is already imported, register right away."""
-    if TARGET in sys.modules:
-        _import_plugin(sys.modules[TARGET])
-    elif not any(isinstance(finder, _AfterImportFinder) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _AfterImportFinder())
+    """Install the finder once; additions of modules already imported run right away."""
+    if any(isinstance(finder, _AfterImportFinder) for finder in sys.meta_path):
+        return
+    finder = _AfterImportFinder()
+    for name in list(finder.pending):
+        if name in sys.modules:
+            finder.pending.pop(name)(sys.modules[name])
+    if finder.pending:
+        sys.meta_path.insert(0, finder)
 
 
 install()

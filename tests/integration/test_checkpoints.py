@@ -8,7 +8,6 @@ also cover reading such images for training, test and predict. ResNet-18 without
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ from anomalib_ea2d import EA2D, EA2DModel
 from anomalib_ea2d.checkpoint import CheckpointFormatError
 from anomalib_ea2d.data.medical_folder import MedicalFolder
 from anomalib_ea2d.reference import PREFIX_MAP
+from tests.helpers.cli import cli_env
 
 IMAGE_SIZE = 32
 TRAIN_SIZES = [(32, 32), (45, 70), (5, 7), (40, 40), (64, 48), (33, 31), (32, 32), (50, 50)]
@@ -218,8 +218,7 @@ def test_other_model_checkpoint_is_named(other_model_checkpoint: Path, data_root
 
 def test_cli_wrong_checkpoint_message_and_exit_code(reference_file: Path, data_root: Path, tmp_path: Path) -> None:
     """``anomalib test --ckpt_path`` with a reference file: the message reaches the user, exit code != 0."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    env.pop("PYTHONPATH", None)
+    env = cli_env(OMP_NUM_THREADS="1")
     args = [
         ANOMALIB, "test", "--model", "EA2D", "--model.backbone", "resnet18", "--model.pre_trained", "false",
         "--model.image_size", str(IMAGE_SIZE), "--data", "anomalib_ea2d.data.medical_folder.MedicalFolder",

@@ -17,7 +17,6 @@ executable would use, followed by a marker line.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import torch
 from lightning.pytorch import Trainer
 
 from anomalib_ea2d import EA2D
+from tests.helpers.cli import cli_env
 from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_folder_dataset
 
 ANOMALIB = str(Path(sys.executable).parent / "anomalib")
@@ -64,9 +64,7 @@ HTML_PAGE = "<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head><bo
 
 
 def _env() -> dict[str, str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-    env.pop("PYTHONPATH", None)  # the installed package and its start-up hook, not the test tree
-    return env
+    return cli_env(OMP_NUM_THREADS="1", COLUMNS="200")
 
 
 def _folder_args(root: Path, data_class: str = "anomalib.data.Folder") -> list[str]:

@@ -6,7 +6,6 @@ must resolve through the ``.pth`` hook installed with the package.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.helpers.cli import cli_env
 from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_folder_dataset
 
 BIN = Path(sys.executable).parent
@@ -21,9 +21,7 @@ ANOMALIB = str(BIN / "anomalib")
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("PYTHONPATH", None)  # the installed package and its hook, not the test tree
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
+    result = subprocess.run(args, cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
     return result
 
@@ -87,13 +85,15 @@ def test_python_start_does_not_import_torch() -> None:
     ["import anomalib.models", "from anomalib_ea2d import EA2DModel", "import anomalib_ea2d.lightning_model"],
 )
 def test_hook_registers_ea2d_with_anomalib_models(first_import: str) -> None:
-    """EA2D is registered whichever is imported first, anomalib or a part of the plugin."""
+    """EA2D is registered, and the predict/CLI additions made, whichever is imported first."""
     code = (
         f"{first_import}; import anomalib.models as m, anomalib_ea2d; "
         "assert m.EA2D is anomalib_ea2d.EA2D; "
         "assert type(m.get_model('ea2d', backbone='resnet18', pre_trained=False)) is m.EA2D; "
         "assert type(m.get_model({'class_path': 'EA2D', 'init_args': {'pre_trained': False}})) is m.EA2D; "
-        "assert m.AnomalibModule in m.EA2D.__bases__; print('ok')"
+        "assert m.AnomalibModule in m.EA2D.__bases__; "
+        "import anomalib.engine.engine as e, anomalib.cli.cli as c; "  # the EA2D-only additions are in place too
+        "assert e.Engine.predict.routes_volumes and c.AnomalibCLI.instantiate_classes.reports_plainly; print('ok')"
     )
     assert _run(sys.executable, "-c", code, cwd=Path.cwd()).stdout.strip().endswith("ok")
 
@@ -104,6 +104,23 @@ def test_print_config_shows_recipe(workdir: Path) -> None:
     ).stdout
     for line in ("class_path: anomalib_ea2d.EA2D", "encoder_lr: 1.0e-05", "max_steps: 2000", "bn_momentum: 0.01"):
         assert line in output
+
+
+def test_offline_imagenet_weights_end_train_with_the_one_message(workdir: Path, tmp_path: Path) -> None:
+    """Default ``pre_trained=True`` with no cached weights and no network: one clear message, no parser traceback."""
+    args = [ANOMALIB, "train", "--model", "EA2D", "--model.backbone", "resnet18", *_data_args(workdir / "data")]
+    args += [*TRAINER_ARGS, "--trainer.max_steps", "1", "--default_root_dir", str(tmp_path / "results")]
+    offline = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hf/hub")}
+    env = cli_env(**offline, TORCH_HOME=str(tmp_path / "torch"), COLUMNS="200")
+    result = subprocess.run(args, cwd=workdir, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode != 0
+    message = " ".join(result.stderr.split())
+    assert "ImageNet weights 'resnet18.tv_in1k' are not in the local cache and HF_HUB_OFFLINE is set" in message
+    assert "--model.backbone_weights" in message
+    assert "--model.pre_trained false" in message
+    for noise in ("Union subtypes", "Traceback"):
+        assert noise not in result.stderr + result.stdout
+    assert not list((tmp_path / "results").rglob("*.ckpt"))
 
 
 def test_cli_test(workdir: Path, checkpoint: Path) -> None:

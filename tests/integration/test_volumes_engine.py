@@ -18,7 +18,7 @@ from anomalib.engine import Engine
 from anomalib_ea2d import EA2D
 from anomalib_ea2d.data import MedicalVolumes
 from tests.helpers.ranking import auroc, average_precision, split_by_label
-from tests.helpers.volumes import SHAPE, write_nifti_set
+from tests.helpers.volumes import SHAPE, head, write_dicom_series, write_nifti_set
 
 SIZE = 64
 DATA_ARGS = {
@@ -49,14 +49,23 @@ def _engine(root: Path) -> Engine:
     )
 
 
-def test_engine_fit_test_predict_write_volume_results(volume_root: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def fitted(volume_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[EA2D, MedicalVolumes, Engine]:
+    """EA2D fitted for two steps on the tiny volumes (validated, so its thresholds are set)."""
     torch.manual_seed(0)
     datamodule = MedicalVolumes(
         root=volume_root, **DATA_ARGS, train_batch_size=8, eval_batch_size=32, num_workers=0, seed=0
     )
     model = EA2D(backbone="resnet18", pre_trained=False, image_size=SIZE)
-    engine = _engine(tmp_path)
+    engine = _engine(tmp_path_factory.mktemp("fit"))
     engine.fit(model=model, datamodule=datamodule)
+    return model, datamodule, engine
+
+
+def test_engine_fit_test_predict_write_volume_results(
+    fitted: tuple[EA2D, MedicalVolumes, Engine], tmp_path: Path
+) -> None:
+    model, datamodule, engine = fitted
     (results,) = engine.test(model=model, datamodule=datamodule)
     assert 0.0 <= results["pixel_AUROC"] <= 1.0
 
@@ -131,3 +140,27 @@ def _check_slice_labels_and_scales(slice_scores: list[dict[str, str]], datamodul
         assert float(row["normalized_score"]) == pytest.approx(float(normalized), abs=1e-5)
         assert row["prediction"] == str(int(float(row["normalized_score"]) > 0.5))
     assert {row["label"] for row in slice_scores} == {"0", "1"}
+
+
+@pytest.mark.parametrize("kind", ["nifti file", "dicom series folder"])
+def test_engine_predict_data_path_of_one_volume(
+    fitted: tuple[EA2D, MedicalVolumes, Engine], tmp_path: Path, kind: str
+) -> None:
+    """``Engine.predict(data_path=...)`` (what ``anomalib predict --data`` calls) on a single volume."""
+    volume = np.round(head(seed=5)).astype(np.int16)
+    if kind == "nifti file":
+        source = tmp_path / "sub-07_T1w.nii.gz"
+        nib.save(nib.Nifti1Image(volume, np.eye(4)), source)
+        name = "sub-07_T1w"
+    else:
+        source = write_dicom_series(tmp_path / "series_3", volume, modality="MR")
+        name = "series_3"
+    engine = Engine(default_root_dir=tmp_path / "out", accelerator="cpu", devices=1, logger=False)
+    predictions = engine.predict(model=fitted[0], data_path=source)
+    assert predictions
+    assert isinstance(engine.trainer.datamodule, MedicalVolumes)
+    (scores,) = list((tmp_path / "out").rglob("volume_scores.csv"))
+    with scores.open() as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert (row["volume"], Path(row["path"]), row["label"]) == (name, source, "")
+    assert nib.load(scores.parent / f"{name}_anomaly_map.nii.gz").shape == volume.shape

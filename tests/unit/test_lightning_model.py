@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from torchvision.transforms import v2
 
 from anomalib_ea2d import EA2D, EA2DLoss, EA2DModel
 from anomalib_ea2d.data.medical_folder import MedicalFolder, MedicalPredictDataset
+from tests.helpers.cli import cli_env
 
 ANOMALIB = str(Path(sys.executable).parent / "anomalib")
 
@@ -65,8 +65,7 @@ def test_cli_shows_the_message_and_exits_non_zero(tmp_path: Path) -> None:
     (tmp_path / "good").mkdir()
     for index in range(2):
         Image.fromarray(np.full((32, 32), 40 * index, np.uint8)).save(tmp_path / "good" / f"{index}.png")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-    env.pop("PYTHONPATH", None)
+    env = cli_env(OMP_NUM_THREADS="1", COLUMNS="200")
     args = [
         ANOMALIB, "train", "--model", "EA2D", "--model.backbone", "nope", "--model.pre_trained", "false",
         "--data", "anomalib_ea2d.data.medical_folder.MedicalFolder", "--data.name", "cli",

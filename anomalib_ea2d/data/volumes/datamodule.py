@@ -4,9 +4,11 @@ r"""anomalib datamodule of medical volumes: NIfTI files and DICOM series, sliced
 volume: a ``.nii``/``.nii.gz`` file or a folder holding one DICOM series. At setup each volume
 (and its mask) is read once and checked (:mod:`~anomalib_ea2d.data.volumes.records`); slices are
 then read one at a time. Splits (test from train, validation from test or train) move whole
-volumes, with ``seed``. When a trainer runs it, the datamodule attaches
+volumes, with ``seed``; the predict stage reads only the volumes to predict and splits nothing.
+When a trainer runs it, the datamodule attaches
 :class:`~anomalib_ea2d.data.volumes.results.VolumeResults`, which reports ``volume_AUROC`` and
-writes ``volume_scores.csv`` and one ``<volume>_anomaly_map.nii.gz`` per volume.
+writes ``volume_scores.csv`` and one ``<volume>_anomaly_map.nii.gz`` per volume, named after the
+volume (``<name>_<n>``, logged, only where two volumes share a name).
 
 From the command line::
 
@@ -42,6 +44,9 @@ from anomalib_ea2d.data.volumes.records import (
     index_masks,
     inspect_volume,
     mask_of,
+    output_names,
+    predict_volumes,
+    volume_name,
 )
 from anomalib_ea2d.data.volumes.results import VolumeResults, VolumeScore
 from anomalib_ea2d.data.volumes.splits import split_by_volume
@@ -91,7 +96,9 @@ class MedicalVolumes(AnomalibDataModule):
             window's lower edge).
         window: CT window ``(level, width)`` in HU; default ``None``: per-volume percentile scaling.
         percentiles: Foreground percentiles mapped to 0 and 1 (MRI scaling).
-        predict_dir: Folder(s) of unlabelled volumes for ``predict`` (default: the test volumes).
+        predict_dir: Folder(s) of unlabelled volumes for ``predict``, or volumes themselves (a NIfTI
+            file, a DICOM series folder); default: the volumes of the test folders. Predicting reads
+            only these and makes no split.
         on_bad_volume: ``"error"``: stop at setup listing every unusable volume; ``"skip"``: leave
             them out with a warning listing them.
         volume_score: How a volume's score is made from its slice scores: ``"max"`` or ``"top_k_mean"``.
@@ -188,6 +195,8 @@ class MedicalVolumes(AnomalibDataModule):
         self.results = VolumeResults(volume_score=volume_score, top_k=top_k, write_maps=write_maps)
         self.volume_records: dict[str, VolumeRecord] = {}
         self.predict_data: VolumeSliceDataset | None = None
+        self._task = TaskType.CLASSIFICATION
+        self._reported_renames: set[tuple[str, str]] = set()
 
     @property
     def name(self) -> str:
@@ -217,19 +226,15 @@ class MedicalVolumes(AnomalibDataModule):
                 )
                 raise VolumeReadError(msg)
             logger.warning("MedicalVolumes %r: left out %d unusable volumes:\n  %s", self.name, len(problems), listing)
-        records = {str(o.path): o for o in outcomes if isinstance(o, VolumeRecord)}
-        taken: set[str] = set()
-        for record in records.values():  # unique output names
-            name, n = record.name, 1
-            while name in taken:
-                n += 1
-                name = f"{record.name}_{n}"
-            record.name = name
-            taken.add(name)
-        return records
+        return {str(o.path): o for o in outcomes if isinstance(o, VolumeRecord)}
 
-    def _setup(self, _stage: str | None = None) -> None:
-        masks = _paths(self.root, self.mask_dir)
+    def _read(self, splits: Sequence[str]) -> dict[str, list[Path]]:
+        """Find and inspect the volumes of ``splits`` (``train``, ``test``, ``predict``); return their paths by split.
+
+        Only the folders of the splits asked for are read, masks only with ``test``;
+        ``self.volume_records`` then holds exactly these volumes.
+        """
+        masks = _paths(self.root, self.mask_dir) if "test" in splits else []
         mask_index = index_masks(masks) if masks else {}
         jobs: list[tuple[Path, int, Path | None]] = []
         missing_masks: list[str] = []
@@ -240,8 +245,10 @@ class MedicalVolumes(AnomalibDataModule):
             ("test", self.abnormal_dir, 1),
             ("predict", self.predict_dir, -1),
         ):
+            if split not in splits:
+                continue
             for folder in _paths(self.root, value):
-                for path in find_volumes(folder):
+                for path in predict_volumes(folder) if split == "predict" else find_volumes(folder):
                     mask = None
                     if label == 1 and masks:
                         try:
@@ -256,18 +263,33 @@ class MedicalVolumes(AnomalibDataModule):
         for problem in missing_masks:
             logger.warning("MedicalVolumes %r: left out: %s", self.name, problem)
         self.volume_records = self._inspect(jobs)
-        task = TaskType.SEGMENTATION if masks else TaskType.CLASSIFICATION
+        self._task = TaskType.SEGMENTATION if masks else TaskType.CLASSIFICATION
+        return {split: [p for p in paths if str(p) in self.volume_records] for split, paths in groups.items()}
 
-        def dataset(split: str) -> VolumeSliceDataset:
-            keys = [str(p) for p in groups.get(split, []) if str(p) in self.volume_records]
-            return VolumeSliceDataset(self.volume_records, keys, "test" if split == "predict" else split, task)
+    def _dataset(self, paths: Sequence[Path], split: str) -> VolumeSliceDataset:
+        keys = list(dict.fromkeys(str(p) for p in paths))
+        return VolumeSliceDataset(self.volume_records, keys, split, self._task)
 
-        self.train_data = dataset("train")
+    def _setup(self, _stage: str | None = None) -> None:
+        groups = self._read(("train", "test", "predict"))
+        self.train_data = self._dataset(groups.get("train", []), "train")
         if len(self.train_data) == 0 and _stage in {None, TrainerFn.FITTING, "fit"}:
             msg = f"MedicalVolumes {self.name!r} has no usable training volume in {self.normal_dir}; add some."
             raise VolumeReadError(msg)
-        self.test_data = dataset("test")
-        self.predict_data = dataset("predict") if self.predict_dir is not None else None
+        self.test_data = self._dataset(groups.get("test", []), "test")
+        self.predict_data = self._dataset(groups.get("predict", []), "test") if self.predict_dir is not None else None
+
+    def _setup_predict(self) -> None:
+        """Predict stage only: read ``predict_dir``'s volumes (else the test folders'); no splits are made."""
+        split = "predict" if self.predict_dir is not None else "test"
+        paths = self._read((split,)).get(split, [])
+        if not paths:
+            msg = (
+                f"MedicalVolumes {self.name!r} has no volume to predict; pass predict_dir (--data.predict_dir) "
+                "or test folders (abnormal_dir, normal_test_dir)."
+            )
+            raise VolumeReadError(msg)
+        self.predict_data = self._dataset(paths, "test")
 
     def _create_test_split(self) -> None:
         """Normal test volumes from ``normal_test_dir``, else whole normal training volumes (``test_split_ratio``)."""
@@ -291,8 +313,17 @@ class MedicalVolumes(AnomalibDataModule):
             self.val_data = copy.deepcopy(self.test_data)
 
     def setup(self, stage: str | None = None) -> None:
-        """Set up the subsets (once) and attach :class:`VolumeResults` to the trainer running this datamodule."""
-        super().setup(stage)
+        """Set up the subsets and attach :class:`VolumeResults` to the trainer running this datamodule.
+
+        The predict stage, unless train/validation/test subsets were already set up, reads only the
+        volumes to predict and makes no split.
+        """
+        built = any(hasattr(self, f"{subset}_data") for subset in ("train", "val", "test"))
+        if stage == TrainerFn.PREDICTING and not built:
+            self._setup_predict()
+        else:
+            super().setup(stage)
+        self._name_outputs()
         if self.predict_data is not None:
             transform = getattr(getattr(getattr(self, "trainer", None), "model", None), "pre_processor", None)
             transform = getattr(transform, "transform", None)
@@ -304,6 +335,35 @@ class MedicalVolumes(AnomalibDataModule):
         if trainer is not None:  # a VolumeResults the user added wins over the datamodule's own
             own = next((c for c in trainer.callbacks if isinstance(c, VolumeResults)), self.results)
             own.attach(trainer)
+
+    def _name_outputs(self) -> None:
+        """Name the output files of the volumes that can be written (predicted, then tested) after their inputs.
+
+        Where two such volumes share a name, the later one's outputs get ``<name>_<n>``; that is
+        logged once, in one line (``volume_scores.csv``'s ``path`` column names each source).
+        """
+        written = [
+            self.volume_records[key]
+            for subset in (self.predict_data, getattr(self, "test_data", None))
+            if subset is not None
+            for key in subset.volumes
+        ]
+        names = output_names(list({str(record.path): record for record in written}.values()))
+        renamed = []
+        for key, name in names.items():
+            record = self.volume_records[key]
+            record.name = name
+            if name != volume_name(record.path) and (key, name) not in self._reported_renames:
+                self._reported_renames.add((key, name))
+                renamed.append(f"{key} -> {name}")
+        if renamed:
+            logger.warning(
+                "MedicalVolumes %r: %d volumes share their name with another one, so their outputs are renamed "
+                "(volume_scores.csv's path column names each source): %s.",
+                self.name,
+                len(renamed),
+                "; ".join(renamed),
+            )
 
     def predict_dataloader(self) -> DataLoader:
         """Loader of ``predict_dir``'s volumes, or of the test volumes without one."""

@@ -203,4 +203,24 @@ def is_dicom_folder(path: Path) -> bool:
     return path.is_dir()
 
 
-__all__ = ["DicomSeries", "is_dicom_folder", "slice_positions"]
+def is_dicom_file(path: Path) -> bool:
+    """Whether ``path`` is a file named ``*.dcm`` or starting with the DICOM preamble (``DICM`` at byte 128)."""
+    if not path.is_file():
+        return False
+    if path.suffix.lower() == ".dcm":
+        return True
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(132)
+    except OSError:
+        return False
+    return head[128:132] == b"DICM"
+
+
+def is_series_folder(path: Path) -> bool:
+    """Whether ``path`` is a folder whose first file (by name) is a DICOM file: the folder is one series."""
+    files = _files(path) if path.is_dir() else []
+    return bool(files) and is_dicom_file(files[0])
+
+
+__all__ = ["DicomSeries", "is_dicom_file", "is_dicom_folder", "is_series_folder", "slice_positions"]

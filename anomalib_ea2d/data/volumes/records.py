@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anomalib_ea2d.data.volumes.dicom import DicomSeries
+from anomalib_ea2d.data.volumes.dicom import DicomSeries, is_series_folder
 from anomalib_ea2d.data.volumes.errors import VolumeReadError
 from anomalib_ea2d.data.volumes.intensity import (
     Window,
@@ -89,7 +89,8 @@ class VolumeRecord:
         slices: Indices of the slices used (foreground, within ``slice_range``).
         slice_labels: Label of each used slice (1 if its mask has a lesion voxel).
         mask: Mask reader, if the volume has a mask.
-        name: Unique name for the output files (the file name without extension).
+        name: Name of the output files: the file name without extension, or ``<name>_<n>`` where
+            another written volume has that name (set by ``MedicalVolumes``, see :func:`output_names`).
     """
 
     source: Volume
@@ -147,6 +148,50 @@ def find_volumes(folder: str | Path) -> list[Path]:
         )
         raise VolumeReadError(msg)
     return found
+
+
+def predict_volumes(path: str | Path) -> list[Path]:
+    """Volumes to predict from ``path``: the volume itself (a NIfTI file or a DICOM series folder), else its entries.
+
+    Raises:
+        VolumeReadError: If ``path`` is neither a volume nor a folder holding volumes.
+    """
+    path = Path(path)
+    if (path.is_file() and is_nifti(path)) or is_series_folder(path):
+        return [path]
+    if path.is_file():
+        msg = (
+            f"{path} is neither a NIfTI file (.nii, .nii.gz) nor a DICOM series folder; pass a volume or a "
+            "folder of volumes."
+        )
+        raise VolumeReadError(msg)
+    return find_volumes(path)
+
+
+def output_names(records: Sequence[VolumeRecord]) -> dict[str, str]:
+    """Unique output name of each record, by path: its own volume name wherever possible.
+
+    Records keep their volume names in order; a record whose name an earlier one already holds
+    (two inputs with the same stem, e.g. ``a/t1.nii.gz`` and ``b/t1.nii.gz``) gets ``<name>_<n>``,
+    with the smallest ``n >= 2`` that is no other volume's name.
+
+    Example:
+        >>> from types import SimpleNamespace as Record
+        >>> paths = ["a/t1.nii.gz", "b/t1.nii.gz", "b/t1_2.nii.gz"]
+        >>> list(output_names([Record(path=Path(p)) for p in paths]).values())
+        ['t1', 't1_3', 't1_2']
+    """
+    own = [volume_name(record.path) for record in records]
+    reserved, taken = set(own), set()
+    names: dict[str, str] = {}
+    for record, own_name in zip(records, own, strict=True):
+        name, n = own_name, 1
+        while name in taken or (n > 1 and name in reserved):
+            n += 1
+            name = f"{own_name}_{n}"
+        taken.add(name)
+        names[str(record.path)] = name
+    return names
 
 
 def _per_slice(values: np.ndarray, geometry: SliceGeometry, reduce: str) -> np.ndarray:
@@ -269,5 +314,7 @@ __all__ = [
     "index_masks",
     "mask_of",
     "open_volume",
+    "output_names",
+    "predict_volumes",
     "volume_name",
 ]

@@ -122,3 +122,24 @@ def test_datasets_hold_no_voxels(tmp_path: Path) -> None:
     datamodule.setup()
     per_volume = len(pickle.dumps(datamodule.train_data)) / len(datamodule.train_data.volumes)
     assert per_volume < 0.1 * np.prod(SHAPE) * 4  # far less than one float32 volume
+
+
+def test_output_names_keep_the_input_names_and_rename_only_clashes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Test volumes named like training volumes keep their names; two test inputs with one stem: one log line."""
+    root = write_nifti_set(tmp_path / "set", train=2, test_normal=2)  # train/good and test/good: good_00, good_01
+    _save(root / "test/good/good_00.nii", head(seed=3))  # a second test input with the stem good_00
+    datamodule = _datamodule(root, val_split_mode="none")
+    datamodule.setup()
+    names = {key: datamodule.volume_records[key].name for key in datamodule.test_data.volumes}
+    good = root / "test/good"
+    assert names[str(good / "good_00.nii")] == "good_00"
+    assert names[str(good / "good_00.nii.gz")] == "good_00_2"
+    assert names[str(good / "good_01.nii.gz")] == "good_01"
+    assert names[str(root / "test/lesion/lesion_00.nii.gz")] == "lesion_00"
+    renames = [record.getMessage() for record in caplog.records if "renamed" in record.getMessage()]
+    assert len(renames) == 1
+    assert f"{good / 'good_00.nii.gz'} -> good_00_2" in renames[0]
+    datamodule.setup()  # set up again: said once
+    assert len([record for record in caplog.records if "renamed" in record.getMessage()]) == 1

@@ -1,12 +1,14 @@
-"""Splits move whole volumes, label-balanced where asked, reproducibly with a seed."""
+"""Splits move whole volumes, label-balanced where asked, reproducibly with a seed; predicting makes none."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
+from lightning.pytorch.trainer.states import TrainerFn
 
-from anomalib_ea2d.data.volumes import MedicalVolumes
+from anomalib_ea2d.data.volumes import MedicalVolumes, VolumeReadError
 from anomalib_ea2d.data.volumes.splits import volume_partition
 from tests.helpers.volumes import write_nifti_set
 
@@ -61,3 +63,37 @@ def test_no_volume_is_on_both_sides(root: Path, val_split_mode: str, normal_test
 def test_synthetic_split_modes_are_refused() -> None:
     with pytest.raises(ValueError, match="Synthetic anomalies need image files"):
         MedicalVolumes(name="v", normal_dir="x", val_split_mode="synthetic")
+
+
+def test_the_predict_stage_reads_only_the_volumes_to_predict(root: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """No training or test volume is read (so none can fail) and no split is made or announced."""
+    caplog.set_level(logging.INFO)
+    datamodule = MedicalVolumes(
+        name="v", root=root, normal_dir="no/such/folder", abnormal_dir="test/lesion", predict_dir="test/good",
+        mask_dir="no/masks/either", num_workers=0,
+    )  # fmt: skip
+    datamodule.setup(TrainerFn.PREDICTING)
+    expected = sorted(str(p) for p in (root / "test/good").iterdir())
+    assert sorted(datamodule.predict_data.volumes) == expected
+    assert sorted(datamodule.volume_records) == expected
+    assert not any(hasattr(datamodule, f"{subset}_data") for subset in ("train", "val", "test"))
+    for message in ("No normal test volumes", "moving", "renamed"):  # no split announced, nothing renamed
+        assert message not in caplog.text
+
+
+def test_predicting_a_datamodule_with_nothing_to_predict_names_the_fix(root: Path) -> None:
+    datamodule = MedicalVolumes(name="v", root=root, normal_dir="train/good", num_workers=0)
+    with pytest.raises(VolumeReadError, match=r"'v' has no volume to predict; pass predict_dir"):
+        datamodule.setup(TrainerFn.PREDICTING)
+
+
+def test_a_datamodule_set_up_before_predicting_keeps_its_subsets(root: Path) -> None:
+    datamodule = MedicalVolumes(
+        name="v", root=root, normal_dir="train/good", abnormal_dir="test/lesion", predict_dir="test/good",
+        mask_dir="ground_truth/lesion", num_workers=0, seed=0,
+    )  # fmt: skip
+    datamodule.setup()  # by hand, without a trainer
+    tested = datamodule.test_data.volumes
+    datamodule.setup(TrainerFn.PREDICTING)
+    assert datamodule.test_data.volumes == tested
+    assert sorted(datamodule.predict_data.volumes) == sorted(str(p) for p in (root / "test/good").iterdir())

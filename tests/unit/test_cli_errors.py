@@ -1,0 +1,29 @@
+"""Errors of building EA2D that the command line reports as their message alone (the rest keep their type)."""
+
+from __future__ import annotations
+
+import pytest
+
+from anomalib_ea2d.backbone import OfflineWeightsError
+from anomalib_ea2d.cli_errors import PlainExit, build_reporting_plainly
+
+
+def _offline() -> None:
+    msg = "ImageNet weights 'resnet18.tv_in1k' cannot be reached; pass backbone_weights=/path/to/resnet.pth."
+    raise OfflineWeightsError(msg)
+
+
+def test_offline_weights_become_a_plain_exit_with_the_message() -> None:
+    with pytest.raises(PlainExit) as caught:
+        build_reporting_plainly(_offline)
+    assert caught.value.code == (
+        "error: ImageNet weights 'resnet18.tv_in1k' cannot be reached; pass backbone_weights=/path/to/resnet.pth."
+    )
+    assert isinstance(caught.value.__cause__, OfflineWeightsError)
+    assert not isinstance(caught.value, Exception)  # so jsonargparse's `except Exception` lets it through
+
+
+def test_other_errors_pass_unchanged() -> None:
+    with pytest.raises(ValueError, match="invalid literal"):
+        build_reporting_plainly(int, "x")
+    assert build_reporting_plainly(int, "7") == 7
