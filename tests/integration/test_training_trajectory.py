@@ -24,10 +24,12 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from torch.utils.data import DataLoader
 
 from anomalib_ea2d import EA2D, convert_reference_state_dict
+from tests.conftest import DEFAULT_PARITY_DIR
 from tests.helpers.reference_weights import build_reference_state_dict, load_reference_keys
 
 SETTINGS = {"bn_frozen": True, "bn_batchstats": False}
 """Trajectory name -> ``freeze_encoder_bn``."""
+TRAJECTORY_FILE = "trajectory_seed0.pt"
 RTOL = 1e-4
 DRIFT_LIMIT = 1e-5
 """Steps where the reference drifts from itself by more than this are chaotic: weights not compared there."""
@@ -35,12 +37,15 @@ DRIFT_LIMIT = 1e-5
 
 @pytest.fixture(scope="module")
 def trajectory(parity_dir: Path) -> dict[str, Any]:
-    path = parity_dir / "trajectory_seed0.pt"
-    if not path.is_file():
+    """The parity folder's training trajectory, or the committed one if that folder holds inference outputs only."""
+    found = [
+        folder / TRAJECTORY_FILE for folder in (parity_dir, DEFAULT_PARITY_DIR) if (folder / TRAJECTORY_FILE).is_file()
+    ]
+    if not found:
         pytest.fail(
-            f"no training trajectory trajectory_seed0.pt in the parity fixture folder {parity_dir}", pytrace=False
+            f"no training trajectory {TRAJECTORY_FILE} in {parity_dir} nor in {DEFAULT_PARITY_DIR}", pytrace=False
         )
-    return torch.load(path, weights_only=False)
+    return torch.load(found[0], weights_only=False)
 
 
 @pytest.fixture(scope="module")
