@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from anomalib_ea2d.callbacks import ContrastiveAugmentation
     from anomalib_ea2d.lightning_model import EA2D
     from anomalib_ea2d.loss import EA2DLoss
-    from anomalib_ea2d.metrics import medical_evaluator
+    from anomalib_ea2d.image_scores import ImageScores
+    from anomalib_ea2d.metrics import RawScoreEvaluator, medical_evaluator
     from anomalib_ea2d.post_processing import SpecificityPostProcessor
     from anomalib_ea2d.reference import convert_reference_state_dict
     from anomalib_ea2d.roi import Foreground, RegionOfInterest
@@ -35,6 +36,8 @@ _EXPORTS = {
     "RegionOfInterest": "anomalib_ea2d.roi",
     "SpecificityPostProcessor": "anomalib_ea2d.post_processing",
     "medical_evaluator": "anomalib_ea2d.metrics",
+    "RawScoreEvaluator": "anomalib_ea2d.metrics",
+    "ImageScores": "anomalib_ea2d.image_scores",
 }
 
 __all__ = [
@@ -44,6 +47,8 @@ __all__ = [
     "EA2DLoss",
     "EA2DModel",
     "Foreground",
+    "ImageScores",
+    "RawScoreEvaluator",
     "RegionOfInterest",
     "SpecificityPostProcessor",
     "convert_reference_state_dict",

@@ -15,7 +15,7 @@ after ``predict``, one row per image:
   where unknown).
 
 EA2D attaches it to every trainer it runs in; for another model pass it as a callback
-(``--trainer.callbacks+=anomalib_ea2d.image_scores.ImageScores``). The file goes to
+(``--trainer.callbacks+=anomalib_ea2d.ImageScores``). The file goes to
 ``<default_root_dir>/image_scores.csv`` (``output_dir`` to change).
 
 Example:
