@@ -16,9 +16,9 @@ from anomalib_ea2d._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from anomalib_ea2d.callbacks import ContrastiveAugmentation
+    from anomalib_ea2d.image_scores import ImageScores
     from anomalib_ea2d.lightning_model import EA2D
     from anomalib_ea2d.loss import EA2DLoss
-    from anomalib_ea2d.image_scores import ImageScores
     from anomalib_ea2d.metrics import RawScoreEvaluator, medical_evaluator
     from anomalib_ea2d.post_processing import SpecificityPostProcessor
     from anomalib_ea2d.reference import convert_reference_state_dict
