@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from anomalib.engine import Engine
-from lightning.pytorch import seed_everything
+from lightning.pytorch import Callback, seed_everything
 from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -91,9 +92,14 @@ def _assert_finite(state: dict[str, torch.Tensor], where: str) -> None:
             assert torch.isfinite(tensor).all(), f"{where}: {name}"
 
 
-def _assert_no_nan_saved(root: Path) -> None:
-    for checkpoint in root.rglob("*.ckpt"):
-        _assert_finite(torch.load(checkpoint, weights_only=True)["state_dict"], checkpoint.name)
+def _saved(engine: Engine, root: Path) -> list[Path]:
+    """The checkpoints a run under ``root`` wrote; its checkpoint callback does write under ``root``."""
+    assert Path(engine.trainer.checkpoint_callback.dirpath).is_relative_to(root)
+    return sorted(root.rglob("*.ckpt"))
+
+
+def _load(checkpoint: Path) -> dict:
+    return torch.load(checkpoint, weights_only=True)
 
 
 def _engine(root: Path, max_steps: int, limit_val_batches: int | None = 0) -> Engine:
@@ -109,25 +115,38 @@ def _engine(root: Path, max_steps: int, limit_val_batches: int | None = 0) -> En
     )
 
 
-def _nan_input_run(tmp_path: Path) -> EA2D:
+def _float_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: value.clone() for name, value in module.state_dict().items() if value.is_floating_point()}
+
+
+def _nan_input_run(tmp_path: Path) -> tuple[EA2D, Engine, dict[str, torch.Tensor]]:
+    """Train on NaN images; the model, the engine and the torch model's float state before training."""
     seed_everything(0)
     poison = v2.Lambda(lambda image: image * float("nan"), tv_tensors.Image)
     datamodule = _datamodule(_dataset(tmp_path / "data"), train_augmentations=poison)
     model = EA2D(backbone="resnet18", pre_trained=False, image_size=IMAGE_SIZE)
+    before = _float_state(model.model)
+    engine = _engine(tmp_path / "run", max_steps=3)
     with pytest.raises(FloatingPointError, match=r"EA2D loss became nan at step 0.*check the input images"):
-        _engine(tmp_path / "run", max_steps=3).fit(model=model, datamodule=datamodule)
-    return model
+        engine.fit(model=model, datamodule=datamodule)
+    return model, engine, before
 
 
 def test_nan_input_stops_training_at_once(tmp_path: Path) -> None:
-    _nan_input_run(tmp_path)
-    _assert_no_nan_saved(tmp_path / "run")
+    """Stopped in the first step, before the first epoch ends: no checkpoint at all."""
+    _, engine, _ = _nan_input_run(tmp_path)
+    assert engine.trainer.global_step == 0
+    assert _saved(engine, tmp_path / "run") == []
 
 
 def test_nan_input_leaves_the_model_as_it_was(tmp_path: Path) -> None:
-    """The failed forward pass must not leave NaN BatchNorm statistics in the model object."""
-    model = _nan_input_run(tmp_path)
+    """The failed forward pass leaves no NaN BatchNorm statistics: weights and statistics are the initial ones."""
+    model, _, before = _nan_input_run(tmp_path)
     _assert_finite(model.state_dict(), "in memory")
+    after = _float_state(model.model)
+    assert after.keys() == before.keys()
+    for name, value in after.items():
+        torch.testing.assert_close(value, before[name], rtol=0, atol=0, msg=name)
 
 
 def test_diverging_learning_rate_stops_with_the_step(tmp_path: Path) -> None:
@@ -135,11 +154,22 @@ def test_diverging_learning_rate_stops_with_the_step(tmp_path: Path) -> None:
     seed_everything(0)
     datamodule = _datamodule(_dataset(tmp_path / "data"))
     model = EA2D(backbone="resnet18", pre_trained=False, image_size=IMAGE_SIZE, lr=1e6, encoder_lr=1e6)
-    with pytest.raises(FloatingPointError, match=DIVERGED):
-        _engine(tmp_path / "run", max_steps=10).fit(model=model, datamodule=datamodule)
-    assert list((tmp_path / "run").rglob("*.ckpt")), "expected the checkpoints of the steps before the divergence"
-    _assert_no_nan_saved(tmp_path / "run")
+    engine = _engine(tmp_path / "run", max_steps=10)
+    with pytest.raises(FloatingPointError, match=DIVERGED) as stopped:
+        engine.fit(model=model, datamodule=datamodule)
+    step = int(re.search(r"at step (\d+)", str(stopped.value)).group(1))
     _assert_finite(model.state_dict(), "in memory")
+    # One step per epoch: the checkpoint of the last epoch before the divergence, with finite weights ...
+    checkpoints = _saved(engine, tmp_path / "run")
+    assert [path.name for path in checkpoints] == ["model.ckpt"], checkpoints
+    saved = _load(checkpoints[0])
+    assert saved["global_step"] == step
+    _assert_finite(saved["state_dict"], "checkpoint")
+    # ... which are the weights in memory: the diverged step stopped before its optimizer step.
+    weights = dict(model.named_parameters())
+    assert {name for name in saved["state_dict"] if name.startswith("model.")} >= weights.keys()
+    for name, value in weights.items():
+        torch.testing.assert_close(saved["state_dict"][name], value.detach(), rtol=0, atol=0, msg=name)
 
 
 def test_non_finite_gradient_stops_before_the_optimizer_step(tmp_path: Path) -> None:
@@ -149,18 +179,36 @@ def test_non_finite_gradient_stops_before_the_optimizer_step(tmp_path: Path) -> 
     weight = model.model.branches[0].attention_e2.gamma
     weight.register_hook(lambda grad: grad + float("inf"))
     before = {k: v.clone() for k, v in model.model.state_dict().items() if v.is_floating_point()}
+    engine = _engine(tmp_path / "run", max_steps=3)
     with pytest.raises(FloatingPointError, match=r"gradients became NaN/Inf at step 0"):
-        _engine(tmp_path / "run", max_steps=3).fit(model=model, datamodule=_datamodule(_dataset(tmp_path / "data")))
+        engine.fit(model=model, datamodule=_datamodule(_dataset(tmp_path / "data")))
     for name, value in model.model.named_parameters():
         torch.testing.assert_close(value, before[name], rtol=0, atol=0, msg=name)
-    _assert_no_nan_saved(tmp_path / "run")
+    assert _saved(engine, tmp_path / "run") == []  # stopped in the first step, before any epoch ended
+
+
+class _LearningRateJump(Callback):
+    """From training step ``at_step`` on, every parameter group's learning rate is ``lr``."""
+
+    def __init__(self, at_step: int, lr: float) -> None:
+        self.at_step, self.lr = at_step, lr
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.at_step:
+            for group in trainer.optimizers[0].param_groups:
+                group["lr"] = self.lr
 
 
 def test_diverging_run_with_validation_leaves_no_nan_checkpoint(tmp_path: Path) -> None:
-    """Validation after every step: a diverged model's NaN scores must stop the run before any NaN is saved."""
+    """Validation after every step: a diverged model's NaN scores must stop the run before any NaN is saved.
+
+    The first step trains with the default lr (validated, calibrated, saved); from the second on the lr
+    is 1e6. Without the guard on the validation scores, the second validation would fit NaN thresholds
+    and normalisation and save them (weights still finite: the checkpoint guard lets them through).
+    """
     seed_everything(0)
     datamodule = _datamodule(_dataset(tmp_path / "data"))
-    model = EA2D(backbone="resnet18", pre_trained=False, image_size=IMAGE_SIZE, lr=1e6, encoder_lr=1e6)
+    model = EA2D(backbone="resnet18", pre_trained=False, image_size=IMAGE_SIZE)
     engine = Engine(
         default_root_dir=tmp_path / "run",
         max_steps=10,
@@ -169,17 +217,25 @@ def test_diverging_run_with_validation_leaves_no_nan_checkpoint(tmp_path: Path) 
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        callbacks=[_LearningRateJump(at_step=1, lr=1e6)],
     )
     with pytest.raises(
-        FloatingPointError, match=rf"{DIVERGED[: -len('; .*Lower lr')]}|validation scores became NaN/Inf"
+        FloatingPointError, match=rf"{DIVERGED[: -len('; .*Lower lr')]}|validation scores became NaN/Inf at step 2"
     ):
         engine.fit(model=model, datamodule=datamodule)
-    checkpoints = list((tmp_path / "run").rglob("*.ckpt"))
-    for checkpoint in checkpoints:  # validated before saving: thresholds and normalisation must be real numbers
-        state = torch.load(checkpoint, weights_only=True)["state_dict"]
-        for name, tensor in state.items():
-            if tensor.is_floating_point():
-                assert torch.isfinite(tensor).all(), f"{checkpoint.name}: {name}"
+    checkpoints = _saved(engine, tmp_path / "run")
+    assert [path.name for path in checkpoints] == ["model.ckpt"], checkpoints
+    saved = _load(checkpoints[0])
+    assert saved["global_step"] == 1  # the validated step before the jump, not the diverged one
+    state = saved["state_dict"]
+    thresholds = [name for name in state if name.startswith("post_processor.")]
+    assert thresholds, "the checkpoint holds no post-processing statistics"
+    for name, tensor in state.items():  # validated before saving: thresholds and normalisation are real numbers
+        if tensor.is_floating_point() and not name.endswith("pixel_threshold"):  # no masks: never calibrated
+            assert torch.isfinite(tensor).all(), f"{checkpoints[0].name}: {name}"
+    # Nor were the model's own thresholds recomputed from the NaN scores.
+    assert torch.isfinite(model.post_processor.image_threshold)
+    torch.testing.assert_close(model.post_processor.image_threshold, state["post_processor._image_threshold"])
 
 
 def test_testing_a_checkpoint_with_nan_weights_stops_with_a_clear_message(tmp_path: Path) -> None:
@@ -201,9 +257,18 @@ def test_a_checkpoint_with_nan_weights_is_not_written(tmp_path: Path) -> None:
     model = EA2D(backbone="resnet18", pre_trained=False, image_size=IMAGE_SIZE)
     engine = _engine(tmp_path / "run", max_steps=1)
     engine.fit(model=model, datamodule=_datamodule(_dataset(tmp_path / "data")))
+    healthy = tmp_path / "healthy.ckpt"
+    engine.trainer.save_checkpoint(healthy)
+    good = model.model.encoder.conv1.weight.detach().clone()
     with torch.no_grad():
         model.model.encoder.conv1.weight[0, 0, 0, 0] = float("inf")
     target = tmp_path / "poisoned.ckpt"
     with pytest.raises(CheckpointFormatError, match=r"refused to write a checkpoint.*model\.encoder\.conv1\.weight"):
         engine.trainer.save_checkpoint(target)
     assert not target.exists()
+    # Nor is an existing checkpoint overwritten by the refused one: it keeps the healthy weights.
+    with pytest.raises(CheckpointFormatError, match=r"refused to write a checkpoint"):
+        engine.trainer.save_checkpoint(healthy)
+    state = _load(healthy)["state_dict"]
+    _assert_finite(state, healthy.name)
+    torch.testing.assert_close(state["model.encoder.conv1.weight"], good, rtol=0, atol=0)
