@@ -18,6 +18,7 @@ each view's map is first standardised per position by the maps of normal trainin
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal
 
@@ -40,7 +41,9 @@ def reduce_map(
     Args:
         anomaly_map: Non-negative anomaly map.
         reduction: ``"max"``, ``"mean"`` (over the ROI when given) or ``"topk"``: mean of the
-            ``max(1, round(top_k_fraction * H * W))`` highest values (cells outside the ROI count as 0).
+            ``max(1, floor(top_k_fraction * H * W + 0.5))`` highest values (cells outside the ROI
+            count as 0). Rounded half up with ``floor``, which exports to ONNX with a dynamic input
+            size (Python's ``round`` of a symbolic size does not).
         top_k_fraction: Fraction of the map's cells averaged by ``"topk"``.
         roi: Optional 0/1 mask broadcastable to ``anomaly_map``.
 
@@ -63,7 +66,7 @@ def reduce_map(
             return flat.mean(dim=1)
         area = roi.expand_as(anomaly_map).flatten(1).sum(dim=1)
         return flat.sum(dim=1) / area.clamp(min=1.0)
-    k = max(1, round(top_k_fraction * flat.shape[1]))
+    k = max(1, math.floor(top_k_fraction * flat.shape[1] + 0.5))
     return flat.topk(k, dim=1).values.mean(dim=1)
 
 
