@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from pathlib import Path
 
 import pytest
 import torch
+from anomalib.data import Folder
+from anomalib.engine import Engine
+from lightning.pytorch import Callback, seed_everything
 
-from anomalib_ea2d import ContrastiveAugmentation, EA2DLoss, EA2DModel
+from anomalib_ea2d import EA2D, ContrastiveAugmentation
 from anomalib_ea2d.anomaly_map import rotate180
 from anomalib_ea2d.callbacks import VIEW_TRANSFORMS
+from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_folder_dataset
+
+IMAGE_SIZE = 64
+TERMS = ("recon_view1", "recon_view2", "contrastive")
 
 
 def test_default_is_the_papers_rotation() -> None:
@@ -78,27 +85,96 @@ def test_warmup_ramps_the_weight_linearly() -> None:
     assert [callback.weight_at(step, 0.5) for step in (0, 5, 10, 20)] == [0.0, 0.25, 0.5, 0.5]
 
 
-def test_callback_drives_the_model_during_fit_and_restores_it() -> None:
-    model = EA2DModel(backbone="resnet18", pre_trained=False, freeze_encoder_bn=True)
-    module = SimpleNamespace(model=model, loss=EA2DLoss(contrastive_weight=0.5), log=lambda *a, **k: None)
+def _views(inputs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image view and second view from the encoder's inputs of one step (one batched call, or one call each)."""
+    if len(inputs) == 1:
+        half = inputs[0].shape[0] // 2
+        return inputs[0][:half], inputs[0][half:]
+    assert len(inputs) == 2, f"the encoder ran {len(inputs)} times in one step"
+    return inputs[0], inputs[1]
+
+
+class _ContrastiveProbe(Callback):
+    """Per training step: the model's second view, the loss's contrastive weight, the loss and its
+    logged terms, and the two views the encoder was given; per validation batch: the two views."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict] = []
+        self.validation_views: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._inputs: list[torch.Tensor] = []
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self._handle = pl_module.model.encoder.register_forward_pre_hook(
+            lambda module, args: self._inputs.append(args[0].detach().clone())
+        )
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        self._handle.remove()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._inputs = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        terms = {name: float(trainer.callback_metrics[f"train_{name}"]) for name in TERMS}
+        self.steps.append(
+            {
+                "second_view": pl_module.model.second_view,
+                "weight": pl_module.loss.contrastive_weight,
+                "loss": float(outputs["loss"]),
+                "terms": terms,
+                "views": _views(self._inputs),
+            }
+        )
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        self._inputs = []
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self.validation_views.append(_views(self._inputs))
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_callback_drives_the_model_during_fit_and_restores_it(tmp_path: Path) -> None:
+    """In a real ``Engine.fit``: the drawn view is what the encoder sees and the warm-up weight is what the
+    loss is made of, step by step; validation keeps the 180-degree view; after fit the model is as before."""
+    seed_everything(0)
+    root = make_tiny_folder_dataset(tmp_path / "data", size=IMAGE_SIZE)
+    model = EA2D(backbone="resnet18", pre_trained=False, image_size=IMAGE_SIZE, freeze_encoder_bn=True)
+    assert model.loss.contrastive_weight == pytest.approx(0.5)
     callback = ContrastiveAugmentation(transforms=["hflip"], warmup_steps=4)
-    callback.on_fit_start(SimpleNamespace(), module)
-    assert model.second_view is callback
-    callback.on_train_batch_start(SimpleNamespace(global_step=2), module, None, 0)
-    assert module.loss.contrastive_weight == pytest.approx(0.25)
-    images = torch.randn(2, 3, 64, 64)
-    model.train()
-    with torch.no_grad():
-        features = model.features(images)
-        # The encoder's BatchNorms are frozen, so the second view's encoding is that of the flipped image.
-        expected = model.encoder(torch.flip(images, (-1,)))[0]
-    torch.testing.assert_close(features.encoder[1][0], expected)
-    model.eval()
-    with torch.no_grad():
-        torch.testing.assert_close(model.features(images).encoder[1][0], model.encoder(rotate180(images))[0])
-    callback.on_fit_end(SimpleNamespace(), module)
-    assert model.second_view is rotate180
-    assert module.loss.contrastive_weight == pytest.approx(0.5)
+    probe = _ContrastiveProbe()
+    engine = Engine(
+        default_root_dir=tmp_path / "run",
+        max_steps=5,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[callback, probe],
+    )
+    engine.fit(model=model, datamodule=Folder(root=root, **FOLDER_ARGS))
+
+    # Warm-up from 0 to the model's 0.5 over 4 steps, then the full weight.
+    expected_weights = [0.0, 0.125, 0.25, 0.375, 0.5]
+    assert [step["weight"] for step in probe.steps] == pytest.approx(expected_weights)
+    for index, (step, weight) in enumerate(zip(probe.steps, expected_weights, strict=True)):
+        assert step["second_view"] is callback, index
+        terms = step["terms"]
+        total = 0.5 * terms["recon_view1"] + 0.5 * terms["recon_view2"] + weight * terms["contrastive"]
+        assert step["loss"] == pytest.approx(total, rel=1e-5), index  # the loss optimised used that weight
+        assert terms["contrastive"] > 0, index
+        image, second = step["views"]
+        assert image.shape[0] == FOLDER_ARGS["train_batch_size"]
+        torch.testing.assert_close(second, torch.flip(image, (-1,)), rtol=0, atol=0, msg=f"step {index}")
+
+    # Validation inside fit scores with the fixed 180-degree view, whatever the callback draws.
+    assert probe.validation_views, "the run must validate"
+    for image, second in probe.validation_views:
+        torch.testing.assert_close(second, rotate180(image), rtol=0, atol=0)
+
+    assert model.model.second_view is rotate180
+    assert model.loss.contrastive_weight == pytest.approx(0.5)
 
 
 def test_state_dict_round_trip_reproduces_draws() -> None:
