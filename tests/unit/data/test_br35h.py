@@ -7,21 +7,47 @@ from pathlib import Path
 import pytest
 
 from anomalib_ea2d.data.br35h import PAPER_COUNTS, prepare_br35h
-from anomalib_ea2d.data.splits import TEST_NORMAL_DIR, TRAIN_DIR, SplitCounts
-from tests.helpers.raw_splits import names, stub
+from anomalib_ea2d.data.splits import TEST_ABNORMAL_DIR, TEST_NORMAL_DIR, TRAIN_DIR, SplitCounts
+from tests.helpers.raw_splits import names, stub, written_counts
+
+# The EA2D paper's Br35H split, written out here rather than taken from the module under test:
+# the 1500 "no" images numbered 0-999 train, 1000-1499 are the normal test images, all 1500 "yes" are abnormal.
+PAPER_SPLIT = SplitCounts(train_normal=1000, test_normal=500, test_abnormal=1500)
+
+
+def _full_size_tree(raw: Path, normal: int = 1500, abnormal: int = 1500) -> Path:
+    for i in range(normal):
+        stub(raw / "Br35H" / "no" / f"no{i}.jpg")
+    for i in range(abnormal):
+        stub(raw / "Br35H" / "yes" / f"y{i}.jpg")
+    stub(raw / "Br35H" / "pred" / "pred0.jpg")  # the download's unlabelled images: not part of the split
+    return raw
+
+
+def test_the_module_states_the_papers_counts() -> None:
+    assert PAPER_COUNTS == PAPER_SPLIT
 
 
 def test_br35h_full_size_tree_gives_the_paper_counts(tmp_path: Path) -> None:
-    raw = tmp_path / "raw" / "Br35H"
-    for i in range(1500):
-        stub(raw / "no" / f"no{i}.jpg")
-        stub(raw / "yes" / f"y{i}.jpg")
-    stub(raw / "pred" / "pred0.jpg")
-    split = prepare_br35h(tmp_path / "raw", tmp_path / "out", link="hardlink")  # default: the paper's counts
-    assert split.counts == PAPER_COUNTS
-    train = names(tmp_path / "out" / TRAIN_DIR)
-    assert train == {f"no{i}.jpg" for i in range(1000)}
-    assert "no1000.jpg" in names(tmp_path / "out" / TEST_NORMAL_DIR)
+    raw = _full_size_tree(tmp_path / "raw")
+    split = prepare_br35h(raw, tmp_path / "out", link="hardlink")  # default: the paper's counts are checked
+    assert split.counts == PAPER_SPLIT
+    out = tmp_path / "out"
+    assert written_counts(out) == PAPER_SPLIT
+    assert names(out / TRAIN_DIR) == {f"no{i}.jpg" for i in range(1000)}
+    assert names(out / TEST_NORMAL_DIR) == {f"no{i}.jpg" for i in range(1000, 1500)}
+    assert names(out / TEST_ABNORMAL_DIR) == {f"y{i}.jpg" for i in range(1500)}
+
+
+def test_br35h_checks_the_paper_counts_by_default(tmp_path: Path) -> None:
+    """One abnormal image short of the paper's 1500: refused unless the count check is off."""
+    raw = _full_size_tree(tmp_path / "raw", abnormal=1499)
+    with pytest.raises(
+        ValueError, match=r"1000 train / 500 normal test / 1499 abnormal test images.* 1000 / 500 / 1500"
+    ):
+        prepare_br35h(raw, tmp_path / "out", link="hardlink")
+    split = prepare_br35h(raw, tmp_path / "out", link="hardlink", expected_counts=None)
+    assert split.counts == SplitCounts(1000, 500, 1499)
 
 
 def test_br35h_flat_layout_and_odd_names(tmp_path: Path) -> None:
@@ -30,7 +56,10 @@ def test_br35h_flat_layout_and_odd_names(tmp_path: Path) -> None:
         stub(raw / name)
     split = prepare_br35h(raw, tmp_path / "out", expected_counts=None)
     assert split.counts == SplitCounts(2, 2, 3)
+    assert written_counts(tmp_path / "out") == SplitCounts(2, 2, 3)
     assert names(tmp_path / "out" / TRAIN_DIR) == {"no5.jpg", "No (999).png"}
+    assert names(tmp_path / "out" / TEST_NORMAL_DIR) == {"no1000.jpg", "NO1200.jpeg"}
+    assert names(tmp_path / "out" / TEST_ABNORMAL_DIR) == {"y0.jpg", "Y12.JPG", "yes7.png"}
 
 
 @pytest.mark.parametrize(
