@@ -23,7 +23,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from lightning.pytorch import Trainer
 
 from anomalib_ea2d import EA2D
@@ -222,13 +221,17 @@ def test_skip_mode_warns_for_each_file_left_out_and_trains(
 def test_diverging_run_stops_clearly_and_leaves_no_nan_checkpoint(
     outputs: dict[str, tuple[int, str]], inputs: dict[str, Path]
 ) -> None:
-    """``--model.lr 1e6``: the run stops with the step and the fix; no checkpoint holds NaN/Inf (nor NaN thresholds)."""
+    """``--model.lr 1e6``: the run stops with the step and the fix, and writes no checkpoint at all.
+
+    The first update at lr 1e6 already overflows the next step, inside the first epoch of two steps,
+    so no validation ran and no checkpoint may exist: neither NaN weights nor NaN thresholds.
+    """
     tail = _tail(_failed_with(outputs, "diverging_train", "FloatingPointError", "at step", "Lower lr/encoder_lr"))
     assert any(what in tail for what in ("loss became", "BatchNorm statistics", "validation scores", "gradients"))
-    for checkpoint in (inputs["root"] / "results/diverging").rglob("*.ckpt"):
-        for name, tensor in torch.load(checkpoint, weights_only=True)["state_dict"].items():
-            if tensor.is_floating_point():  # validated every epoch: thresholds are set and finite too
-                assert torch.isfinite(tensor).all(), f"{checkpoint.name}: {name}"
+    assert re.search(r"at step 1\b", tail), tail  # 8 training images in batches of 4: epoch 0 ends at step 2
+    run = inputs["root"] / "results/diverging"
+    assert list(run.rglob("config.yaml")), "the run's folder (where its checkpoints would go) was not created"
+    assert list(run.rglob("*.ckpt")) == []
 
 
 def test_readme_predict_command_on_folder_with_corrupt_image(inputs: dict[str, Path]) -> None:
