@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from anomalib_ea2d.benchmark import METRIC_KEYS, load_preset, main, run_ablation, run_compare
+from anomalib_ea2d.benchmark import METRIC_KEYS, backends, load_preset, main, run_ablation, run_compare
 from anomalib_ea2d.benchmark.compare import VARIANTS
 from anomalib_ea2d.benchmark.metrics import MEDICAL_KEYS
 
@@ -20,6 +20,16 @@ pytestmark = pytest.mark.slow
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:
     data_root = tmp_path_factory.mktemp("brain")
     return load_preset("smoke", data_root)
+
+
+def _table_line(text: str, model: str, backend: str) -> list[str]:
+    """The cells of the inference table's row of ``model`` in ``backend`` in ``compare.md``."""
+    lines = [line for line in text.splitlines() if line.startswith(f"| {model} | {backend} |")]
+    assert len(lines) == 1, lines
+    return [cell.strip() for cell in lines[0].strip("|").split("|")]
+
+
+EXPORT_FAILURE = "simulated export failure"
 
 
 def test_compare_writes_a_row_per_model_seed_and_variant(smoke: dict, tmp_path: Path) -> None:
@@ -52,23 +62,48 @@ def test_compare_writes_a_row_per_model_seed_and_variant(smoke: dict, tmp_path: 
     timings = pd.read_csv(tmp_path / "compare_timings.csv")
     assert len(timings) == len(config.models) * len(config.backends) * len(config.batch_sizes) * config.repeats
     text = (tmp_path / "compare.md").read_text()
-    assert "| ea2d | openvino-fp32 |" in text
+    # Every export worked: no error column, no failure mark, and each back-end's row starts with its AUROC.
+    assert not [column for column in table.columns if column.endswith("_error")]
+    assert "failed" not in text
+    for model in config.models:
+        for backend in config.backends:
+            assert math.isfinite(float(_table_line(text, model, backend)[2])), (model, backend)
     assert "| patchcore | roi+op |" in text
     assert " +- " in text  # mean +- std over the two seeds
     assert (tmp_path / "compare.png").stat().st_size > 0
 
 
-def test_compare_runs_uninet_from_random_weights_and_reports_a_failed_export(smoke: dict, tmp_path: Path) -> None:
+def test_compare_runs_uninet_from_random_weights_and_reports_a_failed_export(
+    smoke: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_export(*args: object, **kwargs: object) -> Path:
+        raise RuntimeError(EXPORT_FAILURE)
+
+    monkeypatch.setattr(backends, "export_openvino", failing_export)
     config = dataclasses.replace(smoke["compare"], models=("uninet",), seeds=(0,), backends=("torch", "openvino-fp32"))
     rows = run_compare(config, tmp_path, isolate=False)
     assert [row["variant"] for row in rows] == list(VARIANTS)
     assert rows[0]["backbone"] == config.uninet_backbone
     assert all(math.isfinite(rows[0][key]) for key in (*METRIC_KEYS, *MEDICAL_KEYS))
-    assert rows[0]["torch_b1_ips"] > 0
+    # The failed back-end is recorded with its reason, and neither scored nor timed ...
+    error = f"RuntimeError: {EXPORT_FAILURE}"
+    assert rows[0]["openvino-fp32_error"] == error
+    assert not [key for key in rows[0] if key.startswith("openvino-fp32_") and key != "openvino-fp32_error"]
+    table = pd.read_csv(tmp_path / "compare.csv")
+    assert table.loc[table["variant"] == VARIANTS[0], "openvino-fp32_error"].tolist() == [error]
     text = (tmp_path / "compare.md").read_text()
-    # UniNet's OpenVINO graph does not compile on the CPU plugin: the table says so instead of a number.
-    fp32 = next(line for line in text.splitlines() if line.startswith("| uninet | openvino-fp32 |"))
-    assert ("failed" in fp32) == ("openvino-fp32_error" in rows[0])
+    fp32 = _table_line(text, "uninet", "openvino-fp32")
+    assert fp32[2] == f"failed (...{error})"
+    assert set(fp32[3:]) == {"-"}
+    # ... and the run went on: torch scored and timed, the roi+op variant tested, every file written.
+    assert rows[0]["torch_b1_ips"] > 0
+    assert math.isfinite(rows[0]["torch_image_AUROC"])
+    torch_line = _table_line(text, "uninet", "torch")
+    assert "failed" not in " ".join(torch_line)
+    assert float(torch_line[2]) == pytest.approx(rows[0]["torch_image_AUROC"], abs=5e-4)
+    assert set(pd.read_csv(tmp_path / "compare_timings.csv")["backend"]) == {"torch"}
+    assert "| uninet | roi+op |" in text
+    assert (tmp_path / "compare.png").stat().st_size > 0
 
 
 def test_scaling_through_the_command_line(smoke: dict, tmp_path: Path) -> None:
