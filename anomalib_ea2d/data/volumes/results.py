@@ -128,8 +128,8 @@ def rank_in_unit_interval(scores: torch.Tensor) -> torch.Tensor:
     (ties) far from 0; ranking metrics only need the order.
 
     Example:
-        >>> rank_in_unit_interval(torch.tensor([40.0, -3.0, 40.0, 7.0]))
-        tensor([1.0000, 0.0000, 1.0000, 0.5000])
+        >>> rank_in_unit_interval(torch.tensor([40.0, -3.0, 40.0, 7.0])).tolist()
+        [1.0, 0.0, 1.0, 0.5]
     """
     unique, ranks = torch.unique(scores, return_inverse=True)
     return ranks.double() / max(unique.numel() - 1, 1)
