@@ -76,7 +76,8 @@ class RunReport(Callback):
         filename: File name of the report.
         cases: False positives and false negatives shown (each).
         thumbnail_size: Side of each thumbnail panel in pixels.
-        pixel_sample: Pixels kept per class for the pixel curves and histogram (below it, all).
+        pixel_sample: Pixels kept per class for the pixel curves and histogram (below it, all; 8 bytes
+            each with its random key, at most twice as many between prunings: 64 MiB at the default).
         max_volume_overlays: Volumes drawn as a mid-lesion thumbnail at most.
 
     Example:
@@ -91,7 +92,7 @@ class RunReport(Callback):
         filename: str = REPORT_FILE,
         cases: int = 8,
         thumbnail_size: int = 96,
-        pixel_sample: int = 100_000,
+        pixel_sample: int = 2_000_000,
         max_volume_overlays: int = 48,
     ) -> None:
         for name, value in (("cases", cases), ("thumbnail_size", thumbnail_size), ("pixel_sample", pixel_sample)):

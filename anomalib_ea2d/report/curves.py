@@ -126,6 +126,9 @@ def rates_at(decisions: np.ndarray, labels: np.ndarray, weights: np.ndarray | No
 class StratifiedSample:
     """A uniform random sample of at most ``capacity`` values per class, from a stream of batches.
 
+    Each value gets a random key; the ``capacity`` smallest keys are kept (pruned whenever twice as
+    many have accumulated, so memory stays below ``2 * capacity`` values and keys per class).
+
     Args:
         capacity: Values kept per class (normal, abnormal).
         seed: Seed of the random keys.
@@ -137,31 +140,35 @@ class StratifiedSample:
         ([8, 2], [3, 2])
     """
 
-    def __init__(self, capacity: int = 100_000, seed: int = 0) -> None:
+    def __init__(self, capacity: int = 2_000_000, seed: int = 0) -> None:
         if capacity < 1:
-            msg = f"capacity must be >= 1, got {capacity}; e.g. 100000 pixels per class."
+            msg = f"capacity must be >= 1, got {capacity}; e.g. 2000000 pixels per class."
             raise ValueError(msg)
         self.capacity = capacity
         self.generator = torch.Generator().manual_seed(seed)
-        self.values: list[torch.Tensor] = [torch.empty(0), torch.empty(0)]
+        self.values: list[torch.Tensor] = [torch.empty(0), torch.empty(0)]  # float32, at most capacity each
         self.keys: list[torch.Tensor] = [torch.empty(0), torch.empty(0)]
         self.totals = [0, 0]
 
     def update(self, values: torch.Tensor, labels: torch.Tensor) -> None:
         """Add ``values`` with their binary ``labels`` (same number of elements)."""
-        values = values.detach().reshape(-1).double().cpu()
+        values = values.detach().reshape(-1).float().cpu()  # maps are float32: kept exactly, 4 bytes each
         labels = labels.detach().reshape(-1).bool().cpu()
         for kind, chosen in enumerate((~labels, labels)):
             new = values[chosen]
             if not new.numel():
                 continue
             self.totals[kind] += new.numel()
-            keys = torch.cat([self.keys[kind], torch.rand(new.numel(), generator=self.generator, dtype=torch.float64)])
-            pool = torch.cat([self.values[kind], new])
-            if keys.numel() > self.capacity:
-                keep = torch.topk(keys, self.capacity, largest=False).indices
-                keys, pool = keys[keep], pool[keep]
-            self.keys[kind], self.values[kind] = keys, pool
+            self.keys[kind] = torch.cat([self.keys[kind], torch.rand(new.numel(), generator=self.generator)])
+            self.values[kind] = torch.cat([self.values[kind], new])
+            if self.keys[kind].numel() > 2 * self.capacity:  # pruned now and then: one top-k per capacity added
+                self._prune(kind)
+
+    def _prune(self, kind: int) -> None:
+        """Keep the ``capacity`` values of class ``kind`` with the smallest keys."""
+        if self.keys[kind].numel() > self.capacity:
+            keep = torch.topk(self.keys[kind], self.capacity, largest=False).indices
+            self.keys[kind], self.values[kind] = self.keys[kind][keep], self.values[kind][keep]
 
     @property
     def exact(self) -> bool:
@@ -170,7 +177,9 @@ class StratifiedSample:
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(values, labels, weights)`` of the kept values; weights: class total / class kept."""
-        values = np.concatenate([v.numpy() for v in self.values])
+        for kind in (0, 1):
+            self._prune(kind)
+        values = np.concatenate([v.numpy().astype(np.float64) for v in self.values])
         labels = np.concatenate([np.full(len(v), kind) for kind, v in enumerate(self.values)])
         factors = [total / max(len(v), 1) for v, total in zip(self.values, self.totals, strict=True)]
         weights = np.concatenate([np.full(len(v), factors[kind]) for kind, v in enumerate(self.values)])

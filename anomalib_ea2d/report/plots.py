@@ -69,15 +69,27 @@ def data_uri(picture: bytes) -> str:
     return f"data:image/{kind};base64," + base64.b64encode(picture).decode("ascii")
 
 
+def _thin(count: int, limit: int = 4000) -> np.ndarray:
+    """Indices of at most ``limit`` points spread over ``count``, the first and last kept.
+
+    A curve of millions of pixels is drawn from a few thousand of its points, which look the same at this size.
+    """
+    if count <= limit:
+        return np.arange(count)
+    return np.unique(np.linspace(0, count - 1, limit).round().astype(int))
+
+
 def curves_figure(curves: Sequence[tuple[str, CurvePoints, str]]) -> bytes:
     """ROC (left) and precision-recall (right) of each ``(level, points, legend note)``."""
     figure = Figure(figsize=(10, 4.2))
     roc, pr = figure.subplots(1, 2)
     for index, (level, points, note) in enumerate(curves):
         colour = f"C{index}"
-        roc.plot(points.fpr, points.tpr, color=colour, drawstyle="default", label=f"{level}: AUROC {note}")
-        recall = points.tpr[1:]
-        pr.step(np.r_[0.0, recall], np.r_[points.precision[0], points.precision], where="pre", color=colour,
+        shown = _thin(points.fpr.size)
+        roc.plot(points.fpr[shown], points.tpr[shown], color=colour, label=f"{level}: AUROC {note}")
+        shown = _thin(points.precision.size)
+        recall, precision = points.tpr[1:][shown], points.precision[shown]
+        pr.step(np.r_[0.0, recall], np.r_[precision[0], precision], where="pre", color=colour,
                 label=f"{level}: AP {points.average_precision:.4f}")  # fmt: skip
     roc.plot([0, 1], [0, 1], color="#999999", linestyle=":", linewidth=1)
     roc.set(
