@@ -268,7 +268,8 @@ def build_content(
     cases = len(run.false_positives) + len(run.false_negatives)
     errors_note = (
         "Each thumbnail: the model's input with the lesion outlined in green (left), and the anomaly map the "
-        "post-processor left (0.5 = threshold when it normalises) over it (right). Decisions are the run's."
+        "post-processor left over it (right; stronger colour = higher value, 0.5 = the pixel threshold when "
+        "the post-processor normalises). Decisions are the run's."
         if cases
         else "No false positives or false negatives (or no labels/decisions)."
     )

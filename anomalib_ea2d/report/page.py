@@ -28,7 +28,8 @@ h1{font-size:22px;margin-bottom:2px}h3{font-size:14px;margin:14px 0 6px}
 h2{font-size:17px;border-bottom:1px solid #ddd;padding-bottom:3px;margin-top:28px}
 table{border-collapse:collapse;font-size:13px;margin:6px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}.note{color:#555;font-size:13px}
-.cases{display:flex;flex-wrap:wrap;gap:10px}.case{font-size:12px;width:200px}.case img{display:block}
+.cases{display:flex;flex-wrap:wrap;gap:10px}
+.case{font-size:12px;width:200px;overflow-wrap:anywhere}.case img{display:block}
 .wrong{color:#b00020;font-weight:600}.grid{display:flex;gap:36px;flex-wrap:wrap}img.plot{max-width:100%}
 """
 

@@ -152,6 +152,9 @@ def thumbnail(
 ) -> bytes:
     """JPEG of two ``size``-pixel panels: ``image`` with the ``mask`` outline, and the map over the image.
 
+    The map is drawn in the jet colours with an opacity that grows with its value, so that the image
+    shows through where the map is low.
+
     JPEG (quality 85, colour at full resolution so that the outline stays sharp) keeps a thumbnail at a
     few KiB even for noisy images, so a report of many cases stays small.
 
@@ -176,7 +179,8 @@ def thumbnail(
         small = _resize(np.asarray(mask, np.float32), size, Image.Resampling.BILINEAR) > 0.5
         small = np.asarray(Image.fromarray(small).resize(grey.shape[::-1], Image.Resampling.NEAREST))
         left[_outline(small)] = (0.1, 1.0, 0.1)
-    right = 0.55 * base + 0.45 * colormaps["jet"](heat)[..., :3]
+    alpha = 0.75 * heat[..., None]  # low values fade into the image, high values show in full colour
+    right = (1 - alpha) * base + alpha * colormaps["jet"](heat)[..., :3]
     gap = np.ones((grey.shape[0], 2, 3))
     picture = np.concatenate([left, gap, right], axis=1)
     buffer = io.BytesIO()
