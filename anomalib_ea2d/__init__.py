@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from anomalib_ea2d.metrics import RawScoreEvaluator, medical_evaluator
     from anomalib_ea2d.post_processing import SpecificityPostProcessor
     from anomalib_ea2d.reference import convert_reference_state_dict
+    from anomalib_ea2d.report import RunReport
     from anomalib_ea2d.roi import Foreground, RegionOfInterest
     from anomalib_ea2d.torch_model import EA2DFeatures, EA2DModel
 
@@ -38,6 +39,7 @@ _EXPORTS = {
     "medical_evaluator": "anomalib_ea2d.metrics",
     "RawScoreEvaluator": "anomalib_ea2d.metrics",
     "ImageScores": "anomalib_ea2d.image_scores",
+    "RunReport": "anomalib_ea2d.report",
 }
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "ImageScores",
     "RawScoreEvaluator",
     "RegionOfInterest",
+    "RunReport",
     "SpecificityPostProcessor",
     "convert_reference_state_dict",
     "medical_evaluator",

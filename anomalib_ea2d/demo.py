@@ -12,6 +12,9 @@ the final model with anomalib's metrics, exports it to OpenVINO and writes, unde
 - ``image_scores.csv``: every test slice's raw score (the image AUROC is computed on these),
   normalised score, decision at the operating point and label
   (:class:`~anomalib_ea2d.image_scores.ImageScores`);
+- ``report.html``: the run report (settings, ROC/PR curves, score histograms with the operating
+  threshold, the worst false positives and negatives; :class:`~anomalib_ea2d.report.RunReport`),
+  one self-contained file;
 - ``heatmaps/``: anomalib's visualisations of a few normal and lesion test slices;
 - ``openvino/``: the exported model (``model.xml``/``model.bin``).
 
@@ -43,6 +46,7 @@ from anomalib_ea2d.backbone import OfflineWeightsError
 from anomalib_ea2d.config_files import config_dir, find_config
 from anomalib_ea2d.image_scores import SCORES_FILE
 from anomalib_ea2d.quiet import quiet_export
+from anomalib_ea2d.report import RunReport
 
 logger = logging.getLogger("anomalib_ea2d.demo")
 
@@ -146,7 +150,8 @@ def run(config_path: Path, output: Path) -> dict[str, Any]:
     # The recipe's length given to the trainer up front: same 300 steps, without Lightning's "max_epochs
     # was not set" warning on the demo's console.
     trainer_args = {"max_steps": model.hparams.max_steps, **config.get("trainer", {})}
-    engine = Engine(default_root_dir=output / "results", logger=False, **trainer_args)
+    report = RunReport(output_dir=output)
+    engine = Engine(default_root_dir=output / "results", logger=False, callbacks=[report], **trainer_args)
 
     _step(2, f"training EA2D ({'ImageNet' if model.hparams.pre_trained else 'random'} encoder start)")
     started = time.perf_counter()
@@ -184,6 +189,7 @@ def run(config_path: Path, output: Path) -> dict[str, Any]:
     print("Outputs:")
     print(f"  metrics    {output / 'metrics.json'}, {output / 'metrics.csv'}")
     print(f"  scores     {output / SCORES_FILE} (raw score, normalised score, decision, label per slice)")
+    print(f"  report     {report.path} (curves, histograms, missed and wrongly flagged slices)")
     print(f"  heat maps  {output / 'heatmaps'} ({len(heatmaps)} images)")
     print(f"  OpenVINO   {exported}")
     return metrics

@@ -9,7 +9,8 @@ then timed at several batch sizes in torch eager, OpenVINO FP32 and OpenVINO INT
 accuracy of each back-end recomputed on its own outputs, its peak RSS and its size on disk. Every
 run is a fresh process (unless ``isolate=False``), so peak RSS is the model's own. Writes
 ``compare.csv`` (one row per model, seed and variant), ``compare_timings.csv``, ``compare.md``
-(mean +- std over seeds) and ``compare.png``.
+(mean +- std over seeds) and ``compare.png``, and each test's run report
+(``work/<model>_seed<seed>/report_<variant>.html``, :func:`report_file`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from anomalib_ea2d.benchmark.report import (
     write_study,
 )
 from anomalib_ea2d.post_processing import SpecificityPostProcessor
+from anomalib_ea2d.report import RunReport
 from anomalib_ea2d.roi import RegionOfInterest
 
 logger = logging.getLogger(__name__)
@@ -61,6 +63,11 @@ validation images, whole image), and with the region of interest and the operati
 chosen specificity (:class:`~anomalib_ea2d.RegionOfInterest`, :class:`~anomalib_ea2d.SpecificityPostProcessor`)."""
 
 _ACCURACY_KEYS = (*METRIC_KEYS, *MEDICAL_KEYS)
+
+
+def report_file(variant: str) -> str:
+    """File name of a variant's run report in its model's work folder, e.g. ``report_roi_op.html``."""
+    return f"report_{variant.replace('+', '_')}.html"
 
 
 def _test_metrics(engine: Any, model: Any, datamodule: Any, name: str) -> dict[str, float]:  # noqa: ANN401
@@ -82,7 +89,7 @@ def _fit_and_test(
     evaluator = shared_evaluator(medical=True)
     model = build_model(name, backbone, config.data.image_size, config.train_steps, evaluator=evaluator)
     timer = StepTimer()
-    engine = build_engine(work, name, config.train_steps, [timer])
+    engine = build_engine(work, name, config.train_steps, [timer, RunReport(work, filename=report_file(VARIANTS[0]))])
     with PeakRSS() as train_rss:
         start = time.perf_counter()
         engine.fit(model=model, datamodule=datamodule)
@@ -120,7 +127,8 @@ def _test_with_roi_and_operating_point(
     """
     settings = config.medical
     model.post_processor = SpecificityPostProcessor(image_fpr=settings.image_fpr, pixel_fpr=settings.pixel_fpr)
-    engine = build_engine(work / "roi_op", name, config.train_steps, [RegionOfInterest(**settings.roi)])
+    callbacks = [RegionOfInterest(**settings.roi), RunReport(work, filename=report_file(VARIANTS[1]))]
+    engine = build_engine(work / "roi_op", name, config.train_steps, callbacks)
     engine.validate(model=model, datamodule=datamodule, verbose=False)
     return _test_metrics(engine, model, datamodule, name)
 
@@ -334,4 +342,4 @@ def compare_tables(rows: Sequence[dict[str, Any]], config: CompareConfig) -> lis
     return [accuracy, training, inference]
 
 
-__all__ = ["ACCURACY_COLUMNS", "VARIANTS", "benchmark_model", "compare_tables", "run_compare"]
+__all__ = ["ACCURACY_COLUMNS", "VARIANTS", "benchmark_model", "compare_tables", "report_file", "run_compare"]

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from anomalib_ea2d.benchmark import METRIC_KEYS, backends, load_preset, main, run_ablation, run_compare
-from anomalib_ea2d.benchmark.compare import VARIANTS
+from anomalib_ea2d.benchmark.compare import VARIANTS, report_file
 from anomalib_ea2d.benchmark.metrics import MEDICAL_KEYS
 
 pytestmark = pytest.mark.slow
@@ -71,6 +71,10 @@ def test_compare_writes_a_row_per_model_seed_and_variant(smoke: dict, tmp_path: 
     assert "| patchcore | roi+op |" in text
     assert " +- " in text  # mean +- std over the two seeds
     assert (tmp_path / "compare.png").stat().st_size > 0
+    for row in rows:  # one run report per model, seed and variant, printing the logged image AUROC
+        page = (tmp_path / "work" / f"{row['model']}_seed{row['seed']}" / report_file(row["variant"])).read_text()
+        value = f"{row['image_AUROC']:.4f}"
+        assert f"<td>image_AUROC</td><td class=num>{value}</td><td class=num>{value}</td>" in page
 
 
 def test_compare_runs_uninet_from_random_weights_and_reports_a_failed_export(

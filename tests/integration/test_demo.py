@@ -17,6 +17,7 @@ import yaml
 from huggingface_hub import constants as hub_constants
 
 from anomalib_ea2d.demo import DEFAULT_CONFIG, load_config, run
+from anomalib_ea2d.report.page import SECTIONS
 from tests.helpers.ranking import auroc, average_precision, split_by_label
 
 STEPS = 2
@@ -76,11 +77,18 @@ def test_demo_offline_falls_back_and_writes_metrics_heatmaps_and_openvino_model(
     assert any(p.name.startswith("normal_") for p in heatmaps)
     assert any(p.name.startswith("abnormal_") for p in heatmaps)
     assert Path(saved["openvino_model"]).with_suffix(".xml").is_file()
+    # The run report: every section, and the image AUROC/AP it prints are the logged ones.
+    page = (tmp_path / "out" / "report.html").read_text()
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in page, section
+    for key in ("image_AUROC", "image_AveragePrecision", "pixel_AUROC"):
+        value = f"{saved[key]:.4f}"
+        assert f"<td>{key}</td><td class=num>{value}</td><td class=num>{value}</td>" in page, key
 
     console = capfd.readouterr()
     text = console.out + console.err
     assert "Traceback" not in text
     assert "onnx_ir" not in text
     assert "onnxscript" not in text
-    for line in ("[1/4]", "[4/4] exporting to OpenVINO", "image_AUROC", "Outputs:", "OpenVINO"):
+    for line in ("[1/4]", "[4/4] exporting to OpenVINO", "image_AUROC", "Outputs:", "OpenVINO", "report.html"):
         assert line in console.out, line
