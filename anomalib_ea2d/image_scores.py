@@ -30,22 +30,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from anomalib_ea2d.raw_scores import RawPredictions
+from anomalib_ea2d.raw_scores import RawPredictions, field_values, raw_score_values
 
 logger = logging.getLogger(__name__)
 
 SCORES_FILE = "image_scores.csv"
 COLUMNS = ("image_path", "score", "normalized_score", "prediction", "label")
-
-
-def _values(batch: Any, name: str, size: int) -> list[Any]:  # noqa: ANN401
-    value = getattr(batch, name, None)
-    if not isinstance(value, torch.Tensor) or value.numel() != size:
-        return [None] * size
-    return value.detach().reshape(-1).cpu().tolist()
 
 
 def _cell(value: Any) -> str:  # noqa: ANN401
@@ -84,7 +76,7 @@ class ImageScores(Callback):
         batch, raw = self._pending
         size = len(raw)
         paths = list(getattr(batch, "image_path", None) or [""] * size)
-        columns = [_values(batch, name, size) for name in ("pred_score", "pred_label", "gt_label")]
+        columns = [field_values(batch, name, size) for name in ("pred_score", "pred_label", "gt_label")]
         self.rows += list(zip(paths, raw, *columns, strict=True))
         self._pending = None
 
@@ -92,9 +84,7 @@ class ImageScores(Callback):
         self._settle()
         if outputs is None or getattr(outputs, "pred_score", None) is None:
             return
-        raw = RawPredictions.find(trainer)
-        scores = raw.raw(outputs, "pred_score") if raw is not None else outputs.pred_score
-        self._pending = (outputs, scores.detach().reshape(-1).float().cpu().tolist())
+        self._pending = (outputs, raw_score_values(trainer, outputs))
 
     def _write(self, trainer: Trainer) -> None:
         self._settle()

@@ -32,6 +32,29 @@ RAW_FIELDS = ("pred_score", "anomaly_map")
 """The batch fields a post-processor rescales."""
 
 
+def field_values(batch: Any, name: str, size: int) -> list[Any]:  # noqa: ANN401
+    """``batch.name`` as one Python value per item (all ``None`` when the field is missing or has another size).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> field_values(SimpleNamespace(gt_label=torch.tensor([0, 1])), "gt_label", 2)
+        [0, 1]
+        >>> field_values(SimpleNamespace(), "pred_label", 2)
+        [None, None]
+    """
+    value = getattr(batch, name, None)
+    if not isinstance(value, torch.Tensor) or value.numel() != size:
+        return [None] * size
+    return value.detach().reshape(-1).cpu().tolist()
+
+
+def raw_score_values(trainer: Trainer, outputs: Any) -> list[float]:  # noqa: ANN401
+    """The raw ``pred_score`` of each item of ``outputs`` (kept by :class:`RawPredictions`, else the batch's own)."""
+    raw = RawPredictions.find(trainer)
+    scores = raw.raw(outputs, "pred_score") if raw is not None else outputs.pred_score
+    return scores.detach().reshape(-1).float().cpu().tolist()
+
+
 class RawPredictions(Callback):
     """Keep each test/predict batch's raw ``pred_score`` and ``anomaly_map`` before post-processing.
 
@@ -103,4 +126,4 @@ class RawPredictions(Callback):
         return instance
 
 
-__all__ = ["RAW_FIELDS", "RawPredictions"]
+__all__ = ["RAW_FIELDS", "RawPredictions", "field_values", "raw_score_values"]

@@ -34,7 +34,7 @@ import torch
 from anomalib.post_processing import PostProcessor
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from anomalib_ea2d.raw_scores import RawPredictions
+from anomalib_ea2d.raw_scores import RawPredictions, field_values, raw_score_values
 from anomalib_ea2d.report.assemble import RunData, build_content
 from anomalib_ea2d.report.curves import StratifiedSample
 from anomalib_ea2d.report.page import Case, ReportContent, render_html
@@ -46,10 +46,7 @@ REPORT_FILE = "report.html"
 
 
 def _flat(batch: Any, name: str, size: int) -> list[float | None]:  # noqa: ANN401
-    value = getattr(batch, name, None)
-    if not isinstance(value, torch.Tensor) or value.numel() != size:
-        return [None] * size
-    return value.detach().reshape(-1).float().cpu().tolist()
+    return [None if v is None else float(v) for v in field_values(batch, name, size)]
 
 
 def _threshold(post: Any, name: str) -> float | None:  # noqa: ANN401
@@ -145,9 +142,8 @@ class RunReport(Callback):
         self._settle()
         if outputs is None or getattr(outputs, "pred_score", None) is None:
             return
+        self._pending = (outputs, raw_score_values(trainer, outputs))
         raw = RawPredictions.find(trainer)
-        scores = raw.raw(outputs, "pred_score") if raw is not None else outputs.pred_score
-        self._pending = (outputs, scores.detach().reshape(-1).float().cpu().tolist())
         image = getattr(outputs, "image", None)
         if self._image_shape is None and isinstance(image, torch.Tensor):
             self._image_shape = tuple(image.shape[-2:])

@@ -63,7 +63,7 @@ from torch.nn import functional as F  # noqa: N812
 from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 
 from anomalib_ea2d.data.volumes.dataset import parse_slice_path
-from anomalib_ea2d.raw_scores import RawPredictions
+from anomalib_ea2d.raw_scores import RawPredictions, field_values
 
 if TYPE_CHECKING:
     from anomalib_ea2d.data.volumes.records import VolumeRecord
@@ -110,15 +110,6 @@ def _cell(value: float | int | None) -> str:
     if value is None:
         return ""
     return f"{value:.9g}" if isinstance(value, float) else str(value)
-
-
-def _column(batch: Any, name: str, size: int) -> list[Any]:  # noqa: ANN401
-    """``batch.name`` as one Python value per item (``None`` when the field is missing)."""
-    value = getattr(batch, name, None)
-    if not isinstance(value, torch.Tensor):
-        return [None] * size
-    flat = value.detach().reshape(-1).cpu()
-    return flat.tolist() if flat.numel() == size else [None] * size
 
 
 def rank_in_unit_interval(scores: torch.Tensor) -> torch.Tensor:
@@ -261,10 +252,10 @@ class VolumeResults(Callback):
         size = len(outputs.image_path)
         raw = RawPredictions.find(trainer)
         raw_batch = raw.view(outputs) if raw is not None else outputs
-        scores = [float(v) for v in _column(raw_batch, "pred_score", size)]
-        normalized = [float(v) for v in _column(outputs, "pred_score", size)]
-        predictions = _column(outputs, "pred_label", size)
-        labels = _column(outputs, "gt_label", size)
+        scores = [float(v) for v in field_values(raw_batch, "pred_score", size)]
+        normalized = [float(v) for v in field_values(outputs, "pred_score", size)]
+        predictions = field_values(outputs, "pred_label", size)
+        labels = field_values(outputs, "gt_label", size)
         maps = outputs.anomaly_map
         if maps is not None:
             maps = maps.detach().float().cpu()
