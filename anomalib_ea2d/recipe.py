@@ -16,6 +16,7 @@ from anomalib.models.components import AnomalibModule
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import Timer
 
+from anomalib_ea2d.inference_path import check_inference_path
 from anomalib_ea2d.metrics import medical_evaluator
 from anomalib_ea2d.torch_model import INPUT_MULTIPLE
 
@@ -50,6 +51,7 @@ def check_init_args(args: Mapping[str, Any]) -> tuple[int, int]:
     _positive("max_steps", args.get("max_steps"))
     for name in ("encoder_lr", "scratch_encoder_lr", "weight_decay", "gradient_clip_norm"):
         _positive(name, args.get(name), allow_zero=True)
+    check_inference_path(args.get("inference_path", "fused"))
     if args.get("metrics", "ea2d") not in METRIC_SETS:
         msg = f"EA2D metrics must be 'ea2d', 'anomalib' or 'medical', got {args['metrics']!r}."
         raise ValueError(msg)

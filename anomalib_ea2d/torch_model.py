@@ -128,9 +128,11 @@ class EA2DModel(nn.Module):
             images (:class:`~anomalib_ea2d.components.standardization.MapStandardizer`, fitted with
             :meth:`fit_map_statistics` before use); for roughly aligned images. ``False``: the paper.
 
-    Eval mode runs the plain modules, both views through the encoder in one batched pass. For
+    Eval mode runs the plain modules, both views through the encoder in one batched pass, on the
+    input laid out channels-last (:attr:`channels_last_eval`; the weights stay as trained). For
     faster inference, :meth:`fuse` returns an eval copy with the BatchNorms folded into the
-    convolutions and the weights channels-last (same outputs to float rounding).
+    convolutions and the weights channels-last (same outputs to float rounding); ``EA2D``'s
+    validation, test and predict steps run such a copy.
 
     Example:
         >>> import torch
@@ -218,6 +220,8 @@ class EA2DModel(nn.Module):
                 "train the model it was fused from and fuse it again."
             )
             raise RuntimeError(msg)
+        if not self.training and self.channels_last_eval:
+            images = images.contiguous(memory_format=torch.channels_last)
         if self.num_views == 1:
             return self._image_view_features(images)
         view2 = self.second_view(images) if self.training else rotate180(images)
@@ -298,6 +302,11 @@ class EA2DModel(nn.Module):
     is_fused: bool = False
     """Whether this model is an inference copy made by :meth:`fuse` (its BatchNorms folded away)."""
 
+    channels_last_eval: bool = True
+    """In eval mode, lay the input out channels-last (same values), so that the convolutions run in
+    oneDNN's channels-last kernels: on CPU 1.2-1.4x faster than NCHW with the same weights
+    (docs/benchmarks.md, "Speed goals"). ``False``: NCHW, as in training."""
+
     def fuse(self, channels_last: bool = True) -> EA2DModel:
         """Return an eval-mode copy for fast inference: BatchNorms folded into the convolutions.
 
@@ -305,8 +314,11 @@ class EA2DModel(nn.Module):
         which saves one pass over every feature map, and by default the weights are put in
         channels-last memory layout. The copy computes the same eval outputs to float rounding,
         exports and compiles like the original, and cannot be trained (it has no BatchNorms
-        left); this model is left as it is. Fuse again after changing the weights. On CPU this is
-        the fastest variant measured (docs/benchmarks.md, "Inference fast path").
+        left, and its parameters do not require gradients, so a copy made under
+        ``torch.inference_mode`` also runs outside it); this model is left as it is. Fuse again
+        after changing the weights. On CPU this is the fastest variant measured
+        (docs/benchmarks.md, "Inference fast path"). ``EA2D``'s validation, test and predict
+        steps run such a copy (``EA2D(inference_path="fused")``, the default).
 
         Args:
             channels_last: Convert the copy's weights to ``torch.channels_last`` (as
@@ -322,6 +334,7 @@ class EA2DModel(nn.Module):
         """
         fused = copy.deepcopy(self).eval()
         fold_batchnorms_(fused)
+        fused.requires_grad_(False)
         fused.is_fused = True
         return fused.to(memory_format=torch.channels_last) if channels_last else fused
 
