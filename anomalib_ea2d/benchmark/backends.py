@@ -49,9 +49,17 @@ class OpenVINOModel:
         shape: ``(batch, channels, height, width)`` the model is reshaped and compiled for.
         threads: ``INFERENCE_NUM_THREADS``.
         precision: ``INFERENCE_PRECISION_HINT`` (``"f32"``: no bf16 even where the CPU has it).
+        properties: More compile properties (e.g. ``{"PERF_COUNT": True}`` for per-layer times).
     """
 
-    def __init__(self, xml: Path, shape: Sequence[int], threads: int, precision: str = "f32") -> None:
+    def __init__(
+        self,
+        xml: Path,
+        shape: Sequence[int],
+        threads: int,
+        precision: str = "f32",
+        properties: dict[str, Any] | None = None,
+    ) -> None:
         import openvino as ov  # noqa: PLC0415
 
         core = ov.Core()
@@ -64,6 +72,7 @@ class OpenVINOModel:
                 "INFERENCE_PRECISION_HINT": precision,
                 "INFERENCE_NUM_THREADS": threads,
                 "PERFORMANCE_HINT": "LATENCY",
+                **(properties or {}),
             },
         )
         self.request = self.compiled.create_infer_request()

@@ -154,13 +154,22 @@ class GoalThresholds:
     """The speed goals EA2D is held to (``configs/benchmark/goal_thresholds.yaml``).
 
     Attributes:
-        max_ea2d_over_rd: Largest EA2D / Reverse Distillation torch eval latency ratio.
+        max_ea2d_over_rd: Largest EA2D / Reverse Distillation torch eval latency ratio (EA2D as
+            ``Engine.test``/``predict`` run it: the fused inference copy).
+        max_time_per_flop_over_rd: Largest EA2D / Reverse Distillation time per FLOP, EA2D as
+            ``Engine.test``/``predict`` run it.
+        max_plain_time_per_flop_over_rd: The same for ``EA2DModel(...).eval()`` (the plain modules).
+        min_openvino_fp32_fraction_of_peak: Smallest fraction of the measured FP32 peak that the
+            OpenVINO FP32 export reaches.
         min_openvino_fp32_speedup: Smallest OpenVINO FP32 speed-up over torch eager.
         min_openvino_int8_speedup: Smallest OpenVINO INT8 speed-up over torch eager.
         max_lightning_over_plain: Largest Lightning/anomalib step time over a plain torch loop's.
     """
 
     max_ea2d_over_rd: float
+    max_time_per_flop_over_rd: float
+    max_plain_time_per_flop_over_rd: float
+    min_openvino_fp32_fraction_of_peak: float
     min_openvino_fp32_speedup: float
     min_openvino_int8_speedup: float
     max_lightning_over_plain: float
@@ -180,8 +189,14 @@ class GoalsConfig:
         train_image_size: Input size of the training-overhead measurement.
         train_batch_size: Batch of the training-overhead measurement.
         train_steps: Timed steps of each training loop (after two untimed ones).
+        gemm_size: Side of the square FP32 matrix product timed for the measured peak.
+        conv1x1: ``(batch, channels, side)`` of the channels-last FP32 1x1 convolution timed for it.
+        profile_calls: Calls of the OpenVINO FP32 model profiled with its performance counters.
+        predict_images: Images in the folder ``Engine.predict`` is timed on (``anomalib predict``).
+        predict_rounds: Timed ``Engine.predict`` runs per model, in alternation.
         data: The synthetic set (training batches).
-        calibration: A small synthetic set whose validation (= test) split calibrates INT8.
+        calibration: A small synthetic set whose validation (= test) split calibrates INT8 and
+            the post-processing of the models timed in ``Engine.predict``.
         thresholds: The goals.
     """
 
@@ -194,6 +209,11 @@ class GoalsConfig:
     train_image_size: int
     train_batch_size: int
     train_steps: int
+    gemm_size: int
+    conv1x1: tuple[int, int, int]
+    profile_calls: int
+    predict_images: int
+    predict_rounds: int
     data: DataSpec
     calibration: DataSpec
     thresholds: GoalThresholds

@@ -1,9 +1,15 @@
 """The ``goals`` study: the speed ratios EA2D is held to, measured in one process.
 
-Torch eval latency of EA2D versus anomalib's Reverse Distillation model (same backbone and size),
-the OpenVINO FP32/INT8 exports versus torch eager (the full anomalib graph), and the per-step
-overhead of Lightning/anomalib training versus a plain torch loop over the same model. Variants
-compared with each other are timed in alternation. The thresholds come from the preset
+Torch eval latency and FLOPs per image of EA2D — as ``Engine.test``/``predict`` run it (the fused
+inference copy) and as ``EA2DModel(...).eval()`` — versus anomalib's Reverse Distillation model
+(same backbone and size), and their time per FLOP; the machine's FP32 peak, measured in the same
+run with two large dense kernels (:mod:`~anomalib_ea2d.benchmark.flops`), and every path's FLOP/s
+as a fraction of it; the OpenVINO FP32/INT8 exports versus torch eager (the full anomalib graph),
+with OpenVINO's per-layer profile of the FP32 model (:mod:`~anomalib_ea2d.benchmark.openvino_profile`);
+``anomalib predict`` images per second for EA2D and Reverse Distillation
+(:mod:`~anomalib_ea2d.benchmark.predict_speed`); and the per-step overhead of Lightning/anomalib
+training versus a plain torch loop over the same model. Variants compared with each other are
+timed in alternation. The thresholds come from the preset
 (``configs/benchmark/goal_thresholds.yaml``). Writes ``goals.json`` and ``goals.md``.
 """
 
@@ -17,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from anomalib.models import AnomalibModule, ReverseDistillation
 from anomalib.models.image.reverse_distillation.anomaly_map import AnomalyMapGenerationMode
 from anomalib.models.image.reverse_distillation.torch_model import ReverseDistillationModel
 from lightning.pytorch import seed_everything
@@ -25,8 +32,12 @@ from torch import nn
 from anomalib_ea2d.benchmark.backends import OpenVINOModel, export_openvino
 from anomalib_ea2d.benchmark.builders import build_datamodule, build_engine, quiet_lightning, randomise_eval_state
 from anomalib_ea2d.benchmark.config import GoalsConfig, GoalThresholds
+from anomalib_ea2d.benchmark.flops import CONVOLUTION, MATMUL, count_flops, measured_peak, peak_kernels
+from anomalib_ea2d.benchmark.goals_report import efficiency_tables
 from anomalib_ea2d.benchmark.measure import StepTimer, interleaved, set_threads
-from anomalib_ea2d.benchmark.report import Table, fmt_range, write_study
+from anomalib_ea2d.benchmark.openvino_profile import openvino_profile
+from anomalib_ea2d.benchmark.predict_speed import calibrate, predict_seconds, write_predict_images
+from anomalib_ea2d.benchmark.report import Table, fmt, fmt_range, write_study
 from anomalib_ea2d.lightning_model import EA2D
 
 
@@ -53,10 +64,8 @@ def _plain_training_step_seconds(model: EA2D, batches: Sequence[torch.Tensor], s
     return samples
 
 
-def _torch_latency(config: GoalsConfig, module: EA2D, images: torch.Tensor) -> dict[str, list[float]]:
-    """EA2DModel eval (``fuse()``d and plain modules) versus anomalib's ReverseDistillationModel, interleaved."""
-    plain = module.model.eval()
-    ea2d = plain.fuse()
+def _reverse_distillation(config: GoalsConfig) -> nn.Module:
+    """Anomalib's ReverseDistillationModel at the study's backbone and size, eval mode, trained-like statistics."""
     rd = ReverseDistillationModel(
         backbone=config.backbone,
         input_size=(config.image_size, config.image_size),
@@ -64,35 +73,74 @@ def _torch_latency(config: GoalsConfig, module: EA2D, images: torch.Tensor) -> d
         anomaly_map_mode=AnomalyMapGenerationMode.ADD,
         pre_trained=False,
     ).eval()
-    randomise_eval_state(rd)
-    normalized = module.pre_processor(images)
-
-    def run(network: nn.Module) -> Callable[[], object]:
-        def call() -> object:
-            with torch.inference_mode():
-                return network(normalized)
-
-        return call
-
-    return interleaved({"ea2d": run(ea2d), "reverse_distillation": run(rd), "ea2d_plain": run(plain)}, config.repeats)
+    return randomise_eval_state(rd)
 
 
-def _openvino_latency(config: GoalsConfig, module: EA2D, images: torch.Tensor, output: Path) -> dict[str, list[float]]:
-    """The EA2D Lightning forward in torch eager versus its OpenVINO FP32 and INT8 exports, interleaved."""
+def _run(network: nn.Module, inputs: torch.Tensor) -> Callable[[], object]:
+    def call() -> object:
+        with torch.inference_mode():
+            return network(inputs)
+
+    return call
+
+
+def _torch_latency(
+    config: GoalsConfig, networks: dict[str, nn.Module], inputs: torch.Tensor, cpu: dict[str, list[float]]
+) -> dict[str, list[float]]:
+    """The torch networks and the FP32 peak kernels, interleaved (``cpu`` gets the CPU seconds)."""
+    kernels = peak_kernels(config.gemm_size, config.conv1x1)
+    calls = {name: _run(network, inputs) for name, network in networks.items()}
+    calls |= {f"peak_{name}": kernel.call for name, kernel in kernels.items()}
+    return interleaved(calls, config.repeats, cpu_seconds=cpu)
+
+
+def _openvino_latency(
+    config: GoalsConfig, module: EA2D, images: torch.Tensor, output: Path, cpu: dict[str, list[float]]
+) -> tuple[dict[str, list[float]], Path]:
+    """EA2D's full graph in torch eager, as ``Engine.predict`` runs it, versus its OpenVINO FP32 and INT8 exports.
+
+    Interleaved; returns the seconds per call and the FP32 export's ``model.xml``.
+    """
     threads = torch.get_num_threads()
     calibration = build_datamodule(config.calibration, output, config.batch_size, config.batch_size)
-    fp32 = OpenVINOModel(export_openvino(module, output / "goals_openvino_fp32", int8=False), images.shape, threads)
+    fp32_xml = export_openvino(module, output / "goals_openvino_fp32", int8=False)
+    fp32 = OpenVINOModel(fp32_xml, images.shape, threads)
     int8_xml = export_openvino(module, output / "goals_openvino_int8", int8=True, datamodule=calibration)
     int8 = OpenVINOModel(int8_xml, images.shape, threads)
+    module.start_inference()  # the fused copy Engine.predict's steps run
 
     def full_torch() -> object:
         with torch.inference_mode():
-            return module(images)
+            return module.post_processor(module.inference_model(module.pre_processor(images)))
 
-    return interleaved(
-        {"torch_full": full_torch, "openvino_fp32": lambda: fp32(images), "openvino_int8": lambda: int8(images)},
-        config.repeats,
+    try:
+        samples = interleaved(
+            {"torch_full": full_torch, "openvino_fp32": lambda: fp32(images), "openvino_int8": lambda: int8(images)},
+            config.repeats,
+            cpu_seconds=cpu,
+        )
+    finally:
+        module.end_inference()
+    return samples, fp32_xml
+
+
+def _predict_speed(config: GoalsConfig, module: EA2D, output: Path) -> dict[str, list[float]]:
+    """Seconds of ``Engine.predict(data_path=folder)`` for EA2D (fused and plain) and Reverse Distillation."""
+    calibration = build_datamodule(config.calibration, output, config.batch_size, config.batch_size)
+    folder = write_predict_images(output / "goals_predict", config.predict_images, config.image_size)
+    size = config.image_size
+    ea2d = EA2D(backbone=config.backbone, pre_trained=False, image_size=size)
+    ea2d.model.load_state_dict(module.model.state_dict())
+    rd = ReverseDistillation(
+        backbone=config.backbone, pre_trained=False, pre_processor=AnomalibModule.configure_pre_processor((size, size))
     )
+    randomise_eval_state(rd.model)
+    for name, model in (("ea2d", ea2d), ("reverse_distillation", rd)):
+        calibrate(model, calibration, output / "goals_predict" / f"calibrate_{name}")
+    plain = EA2D(backbone=config.backbone, pre_trained=False, image_size=size, inference_path="plain")
+    plain.load_state_dict(ea2d.state_dict())
+    models = {"ea2d": ea2d, "ea2d_plain": plain, "reverse_distillation": rd}
+    return predict_seconds(models, folder, config.predict_rounds, output / "goals_predict" / "runs")
 
 
 def _training_steps(config: GoalsConfig, output: Path) -> tuple[list[float], list[float]]:
@@ -126,12 +174,31 @@ def _training_steps(config: GoalsConfig, output: Path) -> tuple[list[float], lis
 def goal_checks(result: dict[str, Any], thresholds: GoalThresholds) -> list[tuple[str, str, str, bool]]:
     """Each goal as ``(key, description, measured, met)``; ``key`` names the goal in ``goals.json``."""
     t, r = thresholds, result
+    fp32_fraction = r["fraction_of_peak"]["openvino_fp32"]
     return [
         (
             f"ea2d_over_rd <= {t.max_ea2d_over_rd:g}",
-            f"EA2D / Reverse Distillation torch latency <= {t.max_ea2d_over_rd:g}",
-            f"{r['ea2d_over_rd']:.2f} (plain modules: {r['ea2d_plain_over_rd']:.2f})",
+            f"EA2D (as Engine runs it) / Reverse Distillation torch latency <= {t.max_ea2d_over_rd:g}",
+            f"{r['ea2d_over_rd']:.2f} (`EA2DModel(...).eval()`: {r['ea2d_plain_over_rd']:.2f})",
             r["ea2d_over_rd"] <= t.max_ea2d_over_rd,
+        ),
+        (
+            f"time_per_flop_over_rd <= {t.max_time_per_flop_over_rd:g}",
+            f"EA2D (as Engine runs it) / Reverse Distillation time per FLOP <= {t.max_time_per_flop_over_rd:g}",
+            f"{r['time_per_flop_over_rd']:.2f}",
+            r["time_per_flop_over_rd"] <= t.max_time_per_flop_over_rd,
+        ),
+        (
+            f"plain_time_per_flop_over_rd <= {t.max_plain_time_per_flop_over_rd:g}",
+            f"`EA2DModel(...).eval()` / Reverse Distillation time per FLOP <= {t.max_plain_time_per_flop_over_rd:g}",
+            f"{r['plain_time_per_flop_over_rd']:.2f}",
+            r["plain_time_per_flop_over_rd"] <= t.max_plain_time_per_flop_over_rd,
+        ),
+        (
+            f"openvino_fp32_fraction_of_peak >= {t.min_openvino_fp32_fraction_of_peak:g}",
+            f"OpenVINO FP32 FLOP/s / measured FP32 peak >= {t.min_openvino_fp32_fraction_of_peak:g}",
+            f"{fp32_fraction:.2f} ({r['gflops']['openvino_fp32']:.0f} of {r['peak_gflops']:.0f} GFLOP/s)",
+            fp32_fraction >= t.min_openvino_fp32_fraction_of_peak,
         ),
         (
             f"openvino_fp32_speedup >= {t.min_openvino_fp32_speedup:g}",
@@ -165,11 +232,30 @@ def run_goals(config: GoalsConfig, output: Path) -> dict[str, Any]:
     images = torch.rand(config.batch_size, 3, config.image_size, config.image_size)
     module = EA2D(backbone=config.backbone, pre_trained=False, image_size=config.image_size, visualizer=False).eval()
     randomise_eval_state(module.model)
-    samples = _torch_latency(config, module, images)
-    samples |= _openvino_latency(config, module, images, output)
+    normalized = module.pre_processor(images)
+    networks = {
+        "ea2d": module.model.fuse(),
+        "ea2d_plain": module.model,
+        "reverse_distillation": _reverse_distillation(config),
+    }
+    flops = {name: count_flops(_run(networks[name], normalized)) for name in ("ea2d_plain", "reverse_distillation")}
+    cpu: dict[str, list[float]] = {}
+    samples = _torch_latency(config, networks, normalized, cpu)
+    openvino_samples, fp32_xml = _openvino_latency(config, module, images, output, cpu)
+    samples |= openvino_samples
+    profile = openvino_profile(fp32_xml, images.shape, threads, config.profile_calls)
+    predict = _predict_speed(config, module, output)
     lightning_steps, plain_steps = _training_steps(config, output)
 
     med = {name: statistics.median(values) for name, values in samples.items()}
+    kernels = peak_kernels(config.gemm_size, config.conv1x1)
+    peak, kernel_rates = measured_peak({name: med[f"peak_{name}"] for name in kernels}, kernels)
+    per_image = {"ea2d": flops["ea2d_plain"].total / config.batch_size}
+    per_image["reverse_distillation"] = flops["reverse_distillation"].total / config.batch_size
+    model_of = {"ea2d": "ea2d", "ea2d_plain": "ea2d", "reverse_distillation": "reverse_distillation"}
+    model_of |= {"torch_full": "ea2d", "openvino_fp32": "ea2d", "openvino_int8": "ea2d"}
+    gflops = {name: per_image[model] * config.batch_size / med[name] / 1e9 for name, model in model_of.items()}
+    time_per_flop = {name: med[name] / per_image[model] for name, model in model_of.items()}
     result: dict[str, Any] = {
         "backbone": config.backbone,
         "image_size": config.image_size,
@@ -179,11 +265,30 @@ def run_goals(config: GoalsConfig, output: Path) -> dict[str, Any]:
         "latency_ms": {name: value * 1e3 for name, value in med.items()},
         "latency_ms_min": {name: min(values) * 1e3 for name, values in samples.items()},
         "latency_ms_max": {name: max(values) * 1e3 for name, values in samples.items()},
+        "cpu_ms": {name: statistics.median(values) * 1e3 for name, values in cpu.items()},
+        "gflop_per_image": {name: value / 1e9 for name, value in per_image.items()},
+        "gflop_per_image_by_kind": {
+            model_of[name]: {kind: value / config.batch_size / 1e9 for kind, value in count.by_kind.items()}
+            for name, count in flops.items()
+        },
+        "peak_kernels": {name: kernel.description for name, kernel in kernels.items()},
+        "peak_kernels_gflops": {name: rate / 1e9 for name, rate in kernel_rates.items()},
+        "peak_gflops": peak / 1e9,
+        "gflops": gflops,
+        "fraction_of_peak": {name: rate * 1e9 / peak for name, rate in gflops.items()},
         "ea2d_over_rd": med["ea2d"] / med["reverse_distillation"],
         "ea2d_plain_over_rd": med["ea2d_plain"] / med["reverse_distillation"],
+        "time_per_flop_over_rd": time_per_flop["ea2d"] / time_per_flop["reverse_distillation"],
+        "plain_time_per_flop_over_rd": time_per_flop["ea2d_plain"] / time_per_flop["reverse_distillation"],
         "fast_path_speedup": med["ea2d_plain"] / med["ea2d"],
         "openvino_fp32_speedup": med["torch_full"] / med["openvino_fp32"],
         "openvino_int8_speedup": med["torch_full"] / med["openvino_int8"],
+        "openvino_fp32_profile": _with_flop_rates(profile, flops["ea2d_plain"].by_kind, peak),
+        "predict_images": config.predict_images,
+        "predict_seconds": predict,
+        "predict_images_per_s": {
+            name: config.predict_images / statistics.median(values) for name, values in predict.items()
+        },
         "train_backbone": config.train_backbone,
         "train_image_size": config.train_image_size,
         "train_batch_size": config.train_batch_size,
@@ -193,26 +298,67 @@ def run_goals(config: GoalsConfig, output: Path) -> dict[str, Any]:
     }
     checks = goal_checks(result, config.thresholds)
     result["goals"] = {key: met for key, _, _, met in checks}
-    write_study(output, "goals", goals_tables(result, checks), json_files={"goals.json": result})
+    latencies, verdicts = goals_tables(result, checks)
+    write_study(output, "goals", [latencies, *efficiency_tables(result), verdicts], json_files={"goals.json": result})
     return result
 
 
+def _with_flop_rates(rows: list[dict[str, Any]], by_kind: dict[str, float], peak: float) -> list[dict[str, Any]]:
+    """The profile rows, with GFLOP/s and fraction of the peak for the layer types whose FLOPs are known.
+
+    ``Convolution`` layers do the convolution FLOPs and ``MatMul`` layers the matrix products (per
+    call of the profiled batch; OpenVINO fuses the rest of the arithmetic into them or runs it in
+    layers that do no counted FLOPs).
+    """
+    kinds = {"Convolution": CONVOLUTION, "MatMul": MATMUL}
+    for row in rows:
+        kind = kinds.get(row["layer_type"])
+        if kind in by_kind and row["ms"] > 0:
+            row["gflops"] = by_kind[kind] / (row["ms"] / 1e3) / 1e9
+            row["fraction_of_peak"] = row["gflops"] * 1e9 / peak
+    return rows
+
+
 def goals_tables(result: dict[str, Any], checks: Sequence[tuple[str, str, str, bool]]) -> list[Table]:
-    """The measured latencies and the goals with their verdicts."""
+    """The measured latencies (with FLOP rates) and the goals with their verdicts."""
     latency, low, high = result["latency_ms"], result["latency_ms_min"], result["latency_ms_max"]
     measurements = {
-        "ea2d": "EA2DModel.fuse() eval (BatchNorm folded, channels-last)",
-        "ea2d_plain": "EA2DModel eval, plain modules",
+        "ea2d": "EA2D as `Engine.test`/`predict` run it: `EA2DModel.fuse()` copy (BatchNorm folded, channels-last)",
+        "ea2d_plain": "`EA2DModel(...).eval()`: plain modules (channels-last input)",
         "reverse_distillation": "anomalib ReverseDistillationModel eval",
-        "torch_full": "EA2D Lightning forward (pre/post-processing), torch eager",
-        "openvino_fp32": "same graph, OpenVINO FP32 (`INFERENCE_PRECISION_HINT=f32`)",
-        "openvino_int8": "same graph, OpenVINO INT8 (PTQ)",
+        "torch_full": "EA2D full graph (pre-processing, fused copy, post-processing), torch eager",
+        "openvino_fp32": "same graph exported, OpenVINO FP32 (`INFERENCE_PRECISION_HINT=f32`)",
+        "openvino_int8": "same graph exported, OpenVINO INT8 (PTQ)",
     }
+    model_of = {name: "reverse_distillation" if name == "reverse_distillation" else "ea2d" for name in measurements}
+    rd_time_per_flop = latency["reverse_distillation"] / result["gflop_per_image"]["reverse_distillation"]
     latencies = Table(
-        header=["measurement", "latency (ms)"],
-        rows=[[text, fmt_range(latency[name], low[name], high[name])] for name, text in measurements.items()],
+        header=[
+            "measurement",
+            "latency (ms)",
+            "CPU (ms)",
+            "GFLOP/image",
+            "GFLOP/s",
+            "of FP32 peak",
+            "time per FLOP / RD",
+        ],
+        rows=[
+            [
+                text,
+                fmt_range(latency[name], low[name], high[name]),
+                fmt(result["cpu_ms"][name], 0),
+                fmt(result["gflop_per_image"][model_of[name]], 1),
+                fmt(result["gflops"][name], 0),
+                f"{100 * result['fraction_of_peak'][name]:.0f} %",
+                fmt(latency[name] / result["gflop_per_image"][model_of[name]] / rd_time_per_flop, 2),
+            ]
+            for name, text in measurements.items()
+        ],
         caption=f"{result['backbone']}, {result['image_size']} px, batch {result['batch_size']}, "
-        f"{result['threads']} CPU threads; median of {result['repeats']} interleaved calls [min-max], ms.",
+        f"{result['threads']} CPU threads; median of {result['repeats']} interleaved calls [min-max], ms; CPU: "
+        "median process CPU time per call (all threads). FLOPs counted by torch's FlopCounterMode (convolutions "
+        f"and matrix products); measured FP32 peak {result['peak_gflops']:.0f} GFLOP/s (table below). INT8: "
+        "FP32-equivalent FLOP/s.",
     )
     verdicts = Table(
         header=["goal", "measured", "met"],

@@ -100,8 +100,19 @@ def time_calls(
     return samples
 
 
-def interleaved(functions: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+def interleaved(
+    functions: dict[str, Callable[[], object]],
+    repeats: int,
+    warmup: int = 1,
+    cpu_seconds: dict[str, list[float]] | None = None,
+) -> dict[str, list[float]]:
     """Time several functions in alternation, so load changes hit them alike; seconds per call, by name.
+
+    Args:
+        functions: The calls, by name.
+        repeats: Timed calls of each.
+        warmup: Untimed calls of each first.
+        cpu_seconds: If given, filled with each call's process CPU seconds (all threads), by name.
 
     Example:
         >>> samples = interleaved({"a": lambda: None, "b": lambda: None}, repeats=2)
@@ -114,7 +125,10 @@ def interleaved(functions: dict[str, Callable[[], object]], repeats: int, warmup
     samples: dict[str, list[float]] = {name: [] for name in functions}
     for _ in range(repeats):
         for name, function in functions.items():
+            cpu_start = time.process_time()
             samples[name] += time_calls(function, repeats=1, warmup=0)
+            if cpu_seconds is not None:
+                cpu_seconds.setdefault(name, []).append(time.process_time() - cpu_start)
     return samples
 
 
