@@ -10,18 +10,22 @@ Five studies, each a module of this package and a sub-command of ``python -m ano
 ``scaling``
     EA2D inference time, peak RSS and the attention's share versus input size and batch.
 ``goals``
-    The speed ratios EA2D is held to (thresholds in ``configs/benchmark/goal_thresholds.yaml``).
+    The speed ratios EA2D is held to (thresholds in ``configs/benchmark/goal_thresholds.yaml``):
+    latency, FLOPs and time per FLOP of EA2D and Reverse Distillation, every path's share of the
+    FP32 peak measured in the same run, OpenVINO's per-layer profile, ``anomalib predict`` images/s.
 ``ablation``
     EA2D without attention skips, with one view, without the contrastive term, with a frozen
     encoder, next to the full model; several seeds.
 ``gpu``
-    Training-step time and eval throughput on one CUDA device (needs no anomalib).
+    Training-step time (fp32, bf16 autocast, channels-last, ``torch.compile``) and eval throughput
+    (fused and plain) on one CUDA device, with their fractions of its peak (needs no anomalib).
 
 ``all`` runs the four CPU studies. Sizes come from a preset YAML file (``--preset full``, the
 default, or ``smoke``; see :mod:`~anomalib_ea2d.benchmark.config`). The other modules:
 :mod:`~anomalib_ea2d.benchmark.measure` (timing, memory), :mod:`~anomalib_ea2d.benchmark.builders`
 (data, models, trainers), :mod:`~anomalib_ea2d.benchmark.metrics`,
-:mod:`~anomalib_ea2d.benchmark.backends` (torch, OpenVINO), :mod:`~anomalib_ea2d.benchmark.report`
+:mod:`~anomalib_ea2d.benchmark.backends` (torch, OpenVINO), :mod:`~anomalib_ea2d.benchmark.flops` (FLOP
+counts, measured peaks), :mod:`~anomalib_ea2d.benchmark.report`
 (CSV, JSON, markdown, plots, ``report.md``) and :mod:`~anomalib_ea2d.benchmark.cli`. Timings are
 medians over repetitions with their spread; an error stops the run with its traceback. No
 pretrained weights are downloaded, so accuracies measure the pipeline on the synthetic set, not

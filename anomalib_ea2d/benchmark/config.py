@@ -254,6 +254,10 @@ class GpuConfig:
         size: Square input size.
         batch: Training batch and largest eval batch (eval also runs at batch 1).
         steps: Timed calls per measurement (after ``max(2, steps // 4)`` warm-up calls).
+        compile_backend: ``torch.compile`` backend of the compiled training step (``"inductor"``;
+            ``"aot_eager"`` needs no C++ compiler, for the CPU smoke run).
+        gemm_size: Side of the square matrix product timed for the device's peaks.
+        conv1x1: ``(batch, channels, side)`` of the channels-last 1x1 convolution timed for them.
     """
 
     device: str
@@ -261,6 +265,9 @@ class GpuConfig:
     size: int
     batch: int
     steps: int
+    compile_backend: str
+    gemm_size: int
+    conv1x1: tuple[int, int, int]
 
 
 @dataclass(kw_only=True)

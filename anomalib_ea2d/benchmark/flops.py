@@ -46,9 +46,12 @@ def _kind(operator: Any) -> str:  # noqa: ANN401 - a torch OpOverloadPacket
     return "other"
 
 
-def count_flops(function: Callable[[], object]) -> FlopCount:
-    """FLOPs of one call of ``function`` (run once, under ``torch.inference_mode``)."""
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+def count_flops(function: Callable[[], object], inference: bool = True) -> FlopCount:
+    """FLOPs of one call of ``function`` (run once; under ``torch.inference_mode`` unless ``inference=False``).
+
+    With ``inference=False`` the call may run a backward pass, whose FLOPs are counted too.
+    """
+    with torch.inference_mode(inference), FlopCounterMode(display=False) as counter:
         function()
     by_kind: dict[str, float] = {}
     for operator, flops in counter.get_flop_counts().get("Global", {}).items():

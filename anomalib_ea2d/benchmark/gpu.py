@@ -2,8 +2,12 @@
 
 Runs the committed ``EA2DModel``/``EA2DLoss`` with the paper's optimiser recipe (AdamW, two
 learning rates, weight decay 1e-4, gradient-norm clipping 1.0) at the preset's size (``full``: the
-paper's ResNet-50, 256 px, batch 32 on ``cuda``), in fp32 and with bf16 autocast; eval at batch 1
-and the full batch, with EA2D's eval fast path and with the plain modules. Only torch, timm,
+paper's ResNet-50, 256 px, batch 32 on ``cuda``): training steps in fp32, with bf16 autocast, then
+also channels-last, then also ``torch.compile`` (:mod:`~anomalib_ea2d.benchmark.gpu_steps`), each
+with its FLOP/s as a fraction of the device's peak measured in the same run; eval at batch 1 and
+the full batch, on the fused inference copy (``EA2DModel.fuse()``, what ``EA2D``'s test and predict
+steps run) and on the plain modules. The ``smoke`` preset runs it all on the CPU at a tiny size
+(``torch.compile`` with the ``aot_eager`` backend, no C++ build). Only torch, timm,
 Lightning and jsonargparse are needed: where anomalib is not installed (a bare GPU machine), its one
 class the torch model uses, ``InferenceBatch``, is replaced by a stand-in with the same fields.
 Writes ``gpu.json`` and ``gpu.md``.
@@ -25,6 +29,8 @@ from typing import Any, NamedTuple
 import torch
 
 from anomalib_ea2d.benchmark.config import GpuConfig
+from anomalib_ea2d.benchmark.flops import count_flops
+from anomalib_ea2d.benchmark.gpu_steps import TRAIN_VARIANTS, measure_peaks, training_step
 from anomalib_ea2d.benchmark.measure import summarize, time_calls
 from anomalib_ea2d.benchmark.report import Table, fmt, fmt_range, write_study
 
@@ -77,46 +83,44 @@ def run_gpu(config: GpuConfig, output: Path) -> dict[str, Any]:
     cuda = device.type == "cuda"
     sync = (lambda: torch.cuda.synchronize(device)) if cuda else None
     torch.backends.cudnn.benchmark = True
-    torch.manual_seed(0)
-    model = EA2DModel(backbone=config.backbone, pre_trained=False, bn_momentum=0.01).to(device)
+
+    def new_model() -> EA2DModel:
+        torch.manual_seed(0)  # every variant starts from the same weights
+        return EA2DModel(backbone=config.backbone, pre_trained=False, bn_momentum=0.01).to(device)
+
     loss_fn = EA2DLoss()
-    encoder_ids = {id(p) for p in model.encoder.parameters()}
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": list(model.encoder.parameters()), "lr": 1e-5},
-            {"params": [p for p in model.parameters() if id(p) not in encoder_ids], "lr": 5e-4},
-        ],
-        weight_decay=1e-4,
-    )
     images = torch.randn(config.batch, 3, config.size, config.size, device=device)
+    warmup = max(2, config.steps // 4)
+    peaks = measure_peaks(config.gemm_size, tuple(config.conv1x1), device, config.steps, sync)
     results: dict[str, Any] = {
         "device": torch.cuda.get_device_name(device) if cuda else "cpu",
         "torch": torch.__version__,
         "backbone": config.backbone,
         "size": config.size,
         "batch": config.batch,
+        "compile_backend": config.compile_backend,
+        "peak_tflops": {"fp32": peaks["fp32"] / 1e12, "bf16": peaks["bf16"] / 1e12},
+        "peak_kernels_tflops": {name: rate / 1e3 for name, rate in peaks["kernels"].items()},
     }
 
-    def train_step(autocast: bool) -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            loss = loss_fn(model(images))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+    def add_rates(summary: dict[str, float], flops: float, precision: str) -> dict[str, float]:
+        """FLOP/s at the median time, and as a fraction of the same-run peak of ``precision``."""
+        summary["tflops"] = flops / (summary["median_ms"] / 1e3) / 1e12
+        summary["fraction_of_peak"] = summary["tflops"] * 1e12 / peaks[precision]
+        return summary
 
-    warmup = max(2, config.steps // 4)
-    for name, autocast in (("train_step_fp32", False), ("train_step_bf16_autocast", True)):
-        model.train()
+    for name, variant in TRAIN_VARIANTS.items():
+        key = f"train_step_{name}"
         if cuda:
             torch.cuda.reset_peak_memory_stats(device)
-        seconds = time_calls(lambda autocast=autocast: train_step(autocast), config.steps, warmup, sync)
-        results[name] = _summary(seconds, config.batch)
+        step, flops = training_step(new_model(), loss_fn, images, variant, config.compile_backend)
+        seconds = time_calls(step, config.steps, warmup, sync)
+        results[key] = add_rates(_summary(seconds, config.batch), flops, variant.precision)
         if cuda:
-            results[name]["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
-        logger.info("gpu: %s %s", name, results[name])
+            results[key]["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+        logger.info("gpu: %s %s", key, results[key])
 
-    model.eval()
+    model = new_model().eval()
     for batch in (1, config.batch):
         for name, autocast in (("fp32", False), ("bf16_autocast", True)):
             for fast in (True, False):
@@ -134,7 +138,9 @@ def run_gpu(config: GpuConfig, output: Path) -> dict[str, Any]:
                         network(batch_images)
 
                 key = f"eval_b{batch}_{name}{'' if fast else '_plain_modules'}"
-                results[key] = _summary(time_calls(infer, config.steps, warmup, sync), batch)
+                flops = count_flops(lambda network=network, batch_images=batch_images: network(batch_images)).total
+                summary = _summary(time_calls(infer, config.steps, warmup, sync), batch)
+                results[key] = add_rates(summary, flops, "bf16" if autocast else "fp32")
                 logger.info("gpu: %s %s", key, results[key])
     write_study(output, "gpu", [gpu_table(results, config)], json_files={"gpu.json": results})
     return results
@@ -142,19 +148,33 @@ def run_gpu(config: GpuConfig, output: Path) -> dict[str, Any]:
 
 def gpu_table(results: dict[str, Any], config: GpuConfig) -> Table:
     """Markdown table of the ``gpu`` study."""
+    peak = results["peak_tflops"]
     table = Table(
-        header=["measurement", "ms per call, median [min-max]", "images/s", "peak memory (GiB)"],
+        header=[
+            "measurement",
+            "ms per call, median [min-max]",
+            "images/s",
+            "TFLOP/s",
+            "of peak",
+            "peak memory (GiB)",
+        ],
         caption=f"{results['device']} (torch {results['torch']}), {config.backbone}, {config.size} px, batch "
-        f"{config.batch}; median of {config.steps} calls after warm-up. Eval keys: batch, precision, and "
-        "`_plain_modules` where EA2D's eval fast path is off.",
+        f"{config.batch}; median of {config.steps} calls after warm-up. Training: the ladder fp32 -> bf16 "
+        f"autocast -> + channels-last -> + torch.compile (backend {results['compile_backend']}). Eval keys: "
+        "batch, precision, and `_plain_modules` for the plain modules (otherwise the fused inference copy). "
+        f"Peaks measured in the same run: fp32 {peak['fp32']:.3g} TFLOP/s (convolutions in TF32 on CUDA), "
+        f"bf16 {peak['bf16']:.3g} TFLOP/s; FLOPs counted by torch's FlopCounterMode (a training step: "
+        "forward and backward).",
     )
     for key, summary in results.items():
-        if isinstance(summary, dict):
+        if isinstance(summary, dict) and "median_ms" in summary:
             table.rows.append(
                 [
                     key,
                     fmt_range(summary["median_ms"], summary["min_ms"], summary["max_ms"], 2),
                     fmt(summary["images_per_s"], 1),
+                    f"{summary['tflops']:.3g}",
+                    f"{100 * summary['fraction_of_peak']:.0f} %",
                     fmt(summary.get("peak_memory_gib", float("nan")), 2),
                 ]
             )

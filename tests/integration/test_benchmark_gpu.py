@@ -36,10 +36,31 @@ def test_gpu_study_writes_every_measurement(tmp_path: Path, anomalib_installed: 
     results = json.loads((tmp_path / "gpu.json").read_text())
     assert (results["device"], results["backbone"], results["size"], results["batch"]) == ("cpu", "resnet18", 64, 2)
     timed = {key: value for key, value in results.items() if key.startswith(("train_step", "eval_"))}
-    expected = {"train_step_fp32", "train_step_bf16_autocast"}
+    ladder = ("fp32", "bf16_autocast", "bf16_autocast_channels_last", "bf16_autocast_channels_last_compiled")
+    expected = {f"train_step_{variant}" for variant in ladder}
     expected |= {f"eval_b{b}_{p}{m}" for b in (1, 2) for p in ("fp32", "bf16_autocast") for m in ("", "_plain_modules")}
     assert set(timed) == expected
-    for summary in timed.values():
+    peaks = results["peak_tflops"]
+    assert peaks["fp32"] * 1e3 == pytest.approx(max(results["peak_kernels_tflops"][f"fp32_{k}"] for k in KERNELS))
+    assert peaks["bf16"] * 1e3 == pytest.approx(max(results["peak_kernels_tflops"][f"bf16_{k}"] for k in KERNELS))
+    for key, summary in timed.items():
         assert 0 < summary["min_ms"] <= summary["median_ms"] <= summary["max_ms"]
-        assert summary["images_per_s"] > 0
-    assert "| eval_b2_fp32_plain_modules |" in (tmp_path / "report.md").read_text()
+        assert summary["images_per_s"] == pytest.approx(_batch(key) / (summary["median_ms"] / 1e3), rel=1e-2)
+        assert summary["tflops"] > 0
+        precision = "bf16" if "bf16" in key else "fp32"
+        assert summary["fraction_of_peak"] == pytest.approx(summary["tflops"] / peaks[precision])
+    # A training step does forward and backward: more FLOPs per image than eval, the same in every variant.
+    step_flops = {key: s["tflops"] * s["median_ms"] for key, s in timed.items() if key.startswith("train_step")}
+    assert max(step_flops.values()) == pytest.approx(min(step_flops.values()), rel=1e-6)
+    eval_flops = timed["eval_b2_fp32"]["tflops"] * timed["eval_b2_fp32"]["median_ms"]
+    assert next(iter(step_flops.values())) > 2 * eval_flops
+    report = (tmp_path / "report.md").read_text()
+    assert "| eval_b2_fp32_plain_modules |" in report
+    assert "| train_step_bf16_autocast_channels_last_compiled |" in report
+
+
+KERNELS = ("gemm", "conv1x1")
+
+
+def _batch(key: str) -> int:
+    return 1 if key.startswith("eval_b1_") else 2

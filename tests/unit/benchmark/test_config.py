@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -55,6 +56,11 @@ def test_goal_verdicts_follow_the_thresholds() -> None:
     measured = {
         "ea2d_over_rd": 1.2,
         "ea2d_plain_over_rd": 1.7,
+        "time_per_flop_over_rd": 0.7,
+        "plain_time_per_flop_over_rd": 1.05,
+        "fraction_of_peak": {"openvino_fp32": 0.6},
+        "gflops": {"openvino_fp32": 60.0},
+        "peak_gflops": 100.0,
         "openvino_fp32_speedup": 1.3,
         "openvino_int8_speedup": 5.0,
         "lightning_over_plain": 1.0,
@@ -66,20 +72,31 @@ def test_goal_verdicts_follow_the_thresholds() -> None:
     }
     loose = GoalThresholds(
         max_ea2d_over_rd=1.25,
+        max_time_per_flop_over_rd=0.75,
+        max_plain_time_per_flop_over_rd=1.0,
+        min_openvino_fp32_fraction_of_peak=0.8,
         min_openvino_fp32_speedup=1.5,
         min_openvino_int8_speedup=2.5,
         max_lightning_over_plain=1.1,
     )
-    tight = GoalThresholds(
-        max_ea2d_over_rd=1.1, min_openvino_fp32_speedup=1.2, min_openvino_int8_speedup=2.5, max_lightning_over_plain=1.1
+    tight = dataclasses.replace(
+        loose,
+        max_ea2d_over_rd=1.1,
+        max_time_per_flop_over_rd=0.6,
+        max_plain_time_per_flop_over_rd=1.1,
+        min_openvino_fp32_fraction_of_peak=0.5,
+        min_openvino_fp32_speedup=1.2,
     )
     assert {key: met for key, _, _, met in goal_checks(measured, loose)} == {
         "ea2d_over_rd <= 1.25": True,
+        "time_per_flop_over_rd <= 0.75": True,
+        "plain_time_per_flop_over_rd <= 1": False,
+        "openvino_fp32_fraction_of_peak >= 0.8": False,
         "openvino_fp32_speedup >= 1.5": False,
         "openvino_int8_speedup >= 2.5": True,
         "lightning_over_plain <= 1.1": True,
     }
-    assert [met for *_, met in goal_checks(measured, tight)] == [False, True, True, True]
+    assert [met for *_, met in goal_checks(measured, tight)] == [False, False, True, True, True, True, True]
 
 
 @pytest.mark.parametrize(
