@@ -191,7 +191,6 @@ class GoalsConfig:
         train_steps: Timed steps of each training loop (after two untimed ones).
         gemm_size: Side of the square FP32 matrix product timed for the measured peak.
         conv1x1: ``(batch, channels, side)`` of the channels-last FP32 1x1 convolution timed for it.
-        profile_calls: Calls of the OpenVINO FP32 model profiled with its performance counters.
         predict_images: Images in the folder ``Engine.predict`` is timed on (``anomalib predict``).
         predict_rounds: Timed ``Engine.predict`` runs per model, in alternation.
         data: The synthetic set (training batches).
@@ -211,7 +210,6 @@ class GoalsConfig:
     train_steps: int
     gemm_size: int
     conv1x1: tuple[int, int, int]
-    profile_calls: int
     predict_images: int
     predict_rounds: int
     data: DataSpec

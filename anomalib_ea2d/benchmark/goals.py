@@ -16,6 +16,7 @@ timed in alternation. The thresholds come from the preset
 from __future__ import annotations
 
 import copy
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +36,7 @@ from anomalib_ea2d.benchmark.config import GoalsConfig, GoalThresholds
 from anomalib_ea2d.benchmark.flops import CONVOLUTION, MATMUL, count_flops, measured_peak, peak_kernels
 from anomalib_ea2d.benchmark.goals_report import efficiency_tables
 from anomalib_ea2d.benchmark.measure import StepTimer, interleaved, set_threads
-from anomalib_ea2d.benchmark.openvino_profile import openvino_profile
+from anomalib_ea2d.benchmark.openvino_profile import ProfiledOpenVINOModel
 from anomalib_ea2d.benchmark.predict_speed import calibrate, predict_seconds, write_predict_images
 from anomalib_ea2d.benchmark.report import Table, fmt, fmt_range, write_study
 from anomalib_ea2d.lightning_model import EA2D
@@ -84,22 +85,15 @@ def _run(network: nn.Module, inputs: torch.Tensor) -> Callable[[], object]:
     return call
 
 
-def _torch_latency(
-    config: GoalsConfig, networks: dict[str, nn.Module], inputs: torch.Tensor, cpu: dict[str, list[float]]
-) -> dict[str, list[float]]:
-    """The torch networks and the FP32 peak kernels, interleaved (``cpu`` gets the CPU seconds)."""
-    kernels = peak_kernels(config.gemm_size, config.conv1x1)
-    calls = {name: _run(network, inputs) for name, network in networks.items()}
-    calls |= {f"peak_{name}": kernel.call for name, kernel in kernels.items()}
-    return interleaved(calls, config.repeats, cpu_seconds=cpu)
+def _timed_calls(
+    config: GoalsConfig, module: EA2D, networks: dict[str, nn.Module], images: torch.Tensor, output: Path
+) -> tuple[dict[str, Callable[[], object]], ProfiledOpenVINOModel]:
+    """Every call the inference goals compare, to be timed in one interleaved loop; and the profiled FP32 model.
 
-
-def _openvino_latency(
-    config: GoalsConfig, module: EA2D, images: torch.Tensor, output: Path, cpu: dict[str, list[float]]
-) -> tuple[dict[str, list[float]], Path]:
-    """EA2D's full graph in torch eager, as ``Engine.predict`` runs it, versus its OpenVINO FP32 and INT8 exports.
-
-    Interleaved; returns the seconds per call and the FP32 export's ``model.xml``.
+    The torch networks on pre-processed images; EA2D's full graph as ``Engine.predict`` runs it
+    (pre-processing, the fused copy, post-processing; the copy is made here, released by the
+    caller) and its OpenVINO FP32 and INT8 exports; the FP32 export once more with performance
+    counters; the FP32 peak kernels.
     """
     threads = torch.get_num_threads()
     calibration = build_datamodule(config.calibration, output, config.batch_size, config.batch_size)
@@ -107,21 +101,20 @@ def _openvino_latency(
     fp32 = OpenVINOModel(fp32_xml, images.shape, threads)
     int8_xml = export_openvino(module, output / "goals_openvino_int8", int8=True, datamodule=calibration)
     int8 = OpenVINOModel(int8_xml, images.shape, threads)
+    profiled = ProfiledOpenVINOModel(fp32_xml, images.shape, threads)
+    normalized = module.pre_processor(images)
     module.start_inference()  # the fused copy Engine.predict's steps run
 
     def full_torch() -> object:
         with torch.inference_mode():
             return module.post_processor(module.inference_model(module.pre_processor(images)))
 
-    try:
-        samples = interleaved(
-            {"torch_full": full_torch, "openvino_fp32": lambda: fp32(images), "openvino_int8": lambda: int8(images)},
-            config.repeats,
-            cpu_seconds=cpu,
-        )
-    finally:
-        module.end_inference()
-    return samples, fp32_xml
+    calls = {name: _run(network, normalized) for name, network in networks.items()}
+    calls |= {"torch_full": full_torch, "openvino_fp32": lambda: fp32(images), "openvino_int8": lambda: int8(images)}
+    calls["openvino_fp32_profiled"] = lambda: profiled(images)
+    kernels = peak_kernels(config.gemm_size, config.conv1x1)
+    calls |= {f"peak_{name}": kernel.call for name, kernel in kernels.items()}
+    return calls, profiled
 
 
 def _predict_speed(config: GoalsConfig, module: EA2D, output: Path) -> dict[str, list[float]]:
@@ -239,13 +232,21 @@ def run_goals(config: GoalsConfig, output: Path) -> dict[str, Any]:
         "reverse_distillation": _reverse_distillation(config),
     }
     flops = {name: count_flops(_run(networks[name], normalized)) for name in ("ea2d_plain", "reverse_distillation")}
+    calls, profiled = _timed_calls(config, module, networks, images, output)
     cpu: dict[str, list[float]] = {}
-    samples = _torch_latency(config, networks, normalized, cpu)
-    openvino_samples, fp32_xml = _openvino_latency(config, module, images, output, cpu)
-    samples |= openvino_samples
-    profile = openvino_profile(fp32_xml, images.shape, threads, config.profile_calls)
+    load = {"inference_start": os.getloadavg()}
+    try:
+        for call in calls.values():  # warm-up, outside the profile
+            call()
+        profiled.reset()
+        samples = interleaved(calls, config.repeats, warmup=0, cpu_seconds=cpu)
+    finally:
+        module.end_inference()
+    load["inference_end"] = os.getloadavg()
     predict = _predict_speed(config, module, output)
+    load["predict_end"] = os.getloadavg()
     lightning_steps, plain_steps = _training_steps(config, output)
+    load["training_end"] = os.getloadavg()
 
     med = {name: statistics.median(values) for name, values in samples.items()}
     kernels = peak_kernels(config.gemm_size, config.conv1x1)
@@ -283,7 +284,8 @@ def run_goals(config: GoalsConfig, output: Path) -> dict[str, Any]:
         "fast_path_speedup": med["ea2d_plain"] / med["ea2d"],
         "openvino_fp32_speedup": med["torch_full"] / med["openvino_fp32"],
         "openvino_int8_speedup": med["torch_full"] / med["openvino_int8"],
-        "openvino_fp32_profile": _with_flop_rates(profile, flops["ea2d_plain"].by_kind, peak),
+        "openvino_fp32_profile": _with_flop_rates(profiled.rows(), flops["ea2d_plain"].by_kind, peak),
+        "load_average": load,
         "predict_images": config.predict_images,
         "predict_seconds": predict,
         "predict_images_per_s": {

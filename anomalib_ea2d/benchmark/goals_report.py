@@ -60,8 +60,13 @@ def profile_table(result: dict[str, Any]) -> Table:
         header=["layer type", "ms per call", "share", "layers", "main kernel", "GFLOP/s", "of FP32 peak"],
         rows=rows,
         caption=f"Where OpenVINO FP32's time goes: per-layer real time from its performance counters "
-        f"(`PERF_COUNT`), summed by layer type, batch {result['batch_size']}. GFLOP/s: the convolution FLOPs "
-        "(torch's count) over the `Convolution` layers' time, the matrix-product FLOPs over the `MatMul` layers'.",
+        f"(`PERF_COUNT`), summed by layer type over {result['repeats']} calls of batch {result['batch_size']} "
+        "timed in alternation with the rows above (with the counters on, a call took "
+        f"{result['latency_ms']['openvino_fp32_profiled']:.0f} ms against "
+        f"{result['latency_ms']['openvino_fp32']:.0f} ms without). GFLOP/s: the convolution FLOPs (torch's "
+        "count) over the `Convolution` layers' time, the matrix-product FLOPs over the `MatMul` layers'; "
+        "`Subgraph`: chains of layers OpenVINO compiles into one kernel — EA2D's four attention blocks "
+        "(MatMul, Softmax, MatMul: the matrix products are there) and element-wise chains.",
     )
 
 
