@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from anomalib_ea2d.benchmark.report import Table, fmt, fmt_range
+from anomalib_ea2d.benchmark.report import Table, fmt
 
 PREDICT_NAMES = {
     "ea2d": "EA2D (`inference_path: fused`, the default)",
@@ -20,22 +20,17 @@ PREDICT_NAMES = {
 
 def peak_table(result: dict[str, Any]) -> Table:
     """The dense kernels that measured the FP32 peak, with their FLOP/s."""
-    latency = result["latency_ms"]
     rows = [
         [
             description,
-            fmt_range(
-                latency[f"peak_{name}"],
-                result["latency_ms_min"][f"peak_{name}"],
-                result["latency_ms_max"][f"peak_{name}"],
-                1,
-            ),
+            fmt(result["latency_ms_min"][f"peak_{name}"], 1),
+            f"{fmt(result['latency_ms'][f'peak_{name}'], 1)} [{fmt(result['latency_ms_max'][f'peak_{name}'], 1)}]",
             fmt(result["peak_kernels_gflops"][name], 0),
         ]
         for name, description in result["peak_kernels"].items()
     ]
     return Table(
-        header=["FP32 peak kernel", "ms per call", "GFLOP/s"],
+        header=["FP32 peak kernel", "fastest (ms)", "median [slowest] (ms)", "GFLOP/s"],
         rows=rows,
         caption="Measured FP32 peak: the faster of two large dense kernels timed in alternation with the models "
         f"above, {result['threads']} threads: **{result['peak_gflops']:.0f} GFLOP/s**.",
@@ -60,11 +55,12 @@ def profile_table(result: dict[str, Any]) -> Table:
         header=["layer type", "ms per call", "share", "layers", "main kernel", "GFLOP/s", "of FP32 peak"],
         rows=rows,
         caption=f"Where OpenVINO FP32's time goes: per-layer real time from its performance counters "
-        f"(`PERF_COUNT`), summed by layer type over {result['repeats']} calls of batch {result['batch_size']} "
+        f"(`PERF_COUNT`), summed by layer type, for calls of batch {result['batch_size']} "
         "timed in alternation with the rows above (with the counters on, a call took "
-        f"{result['latency_ms']['openvino_fp32_profiled']:.0f} ms against "
-        f"{result['latency_ms']['openvino_fp32']:.0f} ms without). GFLOP/s: the convolution FLOPs (torch's "
-        "count) over the `Convolution` layers' time, the matrix-product FLOPs over the `MatMul` layers'; "
+        f"{result['latency_ms_min']['openvino_fp32_profiled']:.0f} ms against "
+        f"{result['latency_ms_min']['openvino_fp32']:.0f} ms without, fastest calls); the profile of the fastest "
+        "profiled call. GFLOP/s: the convolution FLOPs (torch's count) over the `Convolution` layers' time, the "
+        "matrix-product FLOPs over the `MatMul` layers'; "
         "`Subgraph`: chains of layers OpenVINO compiles into one kernel — EA2D's four attention blocks "
         "(MatMul, Softmax, MatMul: the matrix products are there) and element-wise chains.",
     )
@@ -77,18 +73,20 @@ def predict_table(result: dict[str, Any]) -> Table:
         rows.append(
             [
                 PREDICT_NAMES.get(name, name),
-                fmt_range(statistics.median(seconds), min(seconds), max(seconds), 1),
+                fmt(min(seconds), 1),
+                f"{fmt(statistics.median(seconds), 1)} [{fmt(max(seconds), 1)}]",
                 fmt(result["predict_images_per_s"][name], 2),
             ]
         )
     return Table(
-        header=["model", "seconds per run", "images/s"],
+        header=["model", "fastest run (s)", "median [slowest] (s)", "images/s"],
         rows=rows,
         caption=f"`anomalib predict --data FOLDER` speed: `Engine.predict(model, data_path=FOLDER)` on "
         f"{result['predict_images']} PNG images of {result['image_size']} px (batch 1, as the command loads them; "
         "pre-processing, network, post-processing, one visualisation PNG written per image), models built in "
-        "the process and calibrated by one validation first; median of "
-        f"{len(next(iter(result['predict_seconds'].values())))} runs per model in alternation [min-max].",
+        "the process and calibrated by one validation first; "
+        f"{len(next(iter(result['predict_seconds'].values())))} runs per model in alternation; images/s from the "
+        "fastest.",
     )
 
 

@@ -1,18 +1,20 @@
 """Where an OpenVINO model's time goes: its per-layer performance counters, summed by layer type.
 
 :class:`ProfiledOpenVINOModel` is the model compiled as the benchmark compiles it
-(:class:`~anomalib_ea2d.benchmark.backends.OpenVINOModel`) with ``PERF_COUNT`` on. Every call adds
-each executed layer's real time (``InferRequest.get_profiling_info()``) to a sum by layer type
-(``Convolution``, ``Interpolate``, ``Subgraph``, ...), so that it can be timed in alternation with
-the other measurements of a study and its profile describes the same conditions. The layer types
-are those of OpenVINO's CPU plugin after its graph transformations (BatchNorms folded, activations
-and additions fused into the convolutions where it can; ``Subgraph``: element-wise chains it
+(:class:`~anomalib_ea2d.benchmark.backends.OpenVINOModel`) with ``PERF_COUNT`` on. Every call
+records each executed layer's real time (``InferRequest.get_profiling_info()``) summed by layer
+type (``Convolution``, ``Interpolate``, ``Subgraph``, ...), so that it can be timed in alternation
+with the other measurements of a study; :meth:`~ProfiledOpenVINOModel.rows` reports the call with
+the least profiled time (on a shared machine, the one least disturbed by other processes). The
+layer types are those of OpenVINO's CPU plugin after its graph transformations (BatchNorms folded,
+activations and additions fused into the convolutions where it can; ``Subgraph``: chains of layers
 compiled into one kernel).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,23 @@ import torch
 from anomalib_ea2d.benchmark.backends import OpenVINOModel
 
 
+@dataclass
+class _CallProfile:
+    """One call's real time by layer type, its kernels' times and layer names."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    kernels: dict[str, dict[str, float]] = field(default_factory=dict)
+    layers: dict[str, set[str]] = field(default_factory=dict)
+
+    def add(self, layer_type: str, kernel: str, name: str, seconds: float) -> None:
+        self.seconds[layer_type] = self.seconds.get(layer_type, 0.0) + seconds
+        by_kernel = self.kernels.setdefault(layer_type, {})
+        by_kernel[kernel] = by_kernel.get(kernel, 0.0) + seconds
+        self.layers.setdefault(layer_type, set()).add(name)
+
+
 class ProfiledOpenVINOModel:
-    """An OpenVINO model with performance counters that sums its layers' times over its calls.
+    """An OpenVINO model with performance counters that keeps each call's profile.
 
     Args:
         xml: Path of the exported ``model.xml``.
@@ -32,43 +49,39 @@ class ProfiledOpenVINOModel:
 
     def __init__(self, xml: Path, shape: Sequence[int], threads: int) -> None:
         self.model = OpenVINOModel(xml, shape, threads, properties={"PERF_COUNT": True})
-        self.reset()
+        self.calls: list[_CallProfile] = []
 
     def reset(self) -> None:
         """Forget the calls so far (e.g. the warm-up)."""
-        self.calls = 0
-        self.seconds: dict[str, float] = {}
-        self.layers: dict[str, set[str]] = {}
-        self.kernels: dict[str, dict[str, float]] = {}
+        self.calls = []
 
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Run the model and add its per-layer times."""
+        """Run the model and keep its per-layer times."""
         import openvino as ov  # noqa: PLC0415
 
         outputs = self.model(images)
-        self.calls += 1
+        profile = _CallProfile()
         for info in self.model.request.get_profiling_info():
-            if info.status != ov.ProfilingInfo.Status.EXECUTED:
-                continue
-            time = info.real_time.total_seconds()
-            self.seconds[info.node_type] = self.seconds.get(info.node_type, 0.0) + time
-            self.layers.setdefault(info.node_type, set()).add(info.node_name)
-            by_kernel = self.kernels.setdefault(info.node_type, {})
-            by_kernel[info.exec_type] = by_kernel.get(info.exec_type, 0.0) + time
+            if info.status == ov.ProfilingInfo.Status.EXECUTED:
+                profile.add(info.node_type, info.exec_type, info.node_name, info.real_time.total_seconds())
+        self.calls.append(profile)
         return outputs
 
     def rows(self) -> list[dict[str, Any]]:
-        """Per layer type: ms per call, share of the profiled time, layer count, most used kernel; largest first."""
-        total = sum(self.seconds.values()) or float("nan")
+        """Per layer type of the least-time call: ms, share of its profiled time, layers, main kernel; largest first."""
+        if not self.calls:
+            return []
+        call = min(self.calls, key=lambda profile: sum(profile.seconds.values()))
+        total = sum(call.seconds.values()) or float("nan")
         rows = [
             {
                 "layer_type": layer_type,
-                "ms": 1e3 * value / max(self.calls, 1),
+                "ms": 1e3 * value,
                 "share": value / total,
-                "layers": len(self.layers[layer_type]),
-                "main_kernel": max(self.kernels[layer_type], key=self.kernels[layer_type].__getitem__),
+                "layers": len(call.layers[layer_type]),
+                "main_kernel": max(call.kernels[layer_type], key=call.kernels[layer_type].__getitem__),
             }
-            for layer_type, value in self.seconds.items()
+            for layer_type, value in call.seconds.items()
         ]
         return sorted(rows, key=lambda row: -row["ms"])
 
