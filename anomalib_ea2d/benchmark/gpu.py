@@ -69,7 +69,7 @@ def _summary(seconds: list[float], images: int) -> dict[str, float]:
         "median_ms": round(1000 * summary["median"], 2),
         "min_ms": round(1000 * summary["min"], 2),
         "max_ms": round(1000 * summary["max"], 2),
-        "images_per_s": round(images / summary["median"], 1),
+        "images_per_s": images / summary["median"],
     }
 
 

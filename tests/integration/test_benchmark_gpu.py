@@ -7,6 +7,7 @@ from the interpreter, so the study's stand-in for ``anomalib.data.InferenceBatch
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +31,8 @@ def test_gpu_study_writes_every_measurement(tmp_path: Path, anomalib_installed: 
     run = "from anomalib_ea2d.benchmark.cli import main; sys.exit(main(sys.argv[1:]))"
     code = "import sys\n" + ("" if anomalib_installed else HIDE_ANOMALIB) + run
     command = [sys.executable, "-c", code, "gpu", "--preset", "smoke", "--output", str(tmp_path)]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two spinning threads on a loaded 2-core machine: 10x slower
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, cwd=ROOT, env=env)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert ("stand-in" in completed.stderr) is not anomalib_installed
     results = json.loads((tmp_path / "gpu.json").read_text())
@@ -41,11 +43,11 @@ def test_gpu_study_writes_every_measurement(tmp_path: Path, anomalib_installed: 
     expected |= {f"eval_b{b}_{p}{m}" for b in (1, 2) for p in ("fp32", "bf16_autocast") for m in ("", "_plain_modules")}
     assert set(timed) == expected
     peaks = results["peak_tflops"]
-    assert peaks["fp32"] * 1e3 == pytest.approx(max(results["peak_kernels_tflops"][f"fp32_{k}"] for k in KERNELS))
-    assert peaks["bf16"] * 1e3 == pytest.approx(max(results["peak_kernels_tflops"][f"bf16_{k}"] for k in KERNELS))
+    assert peaks["fp32"] == pytest.approx(max(results["peak_kernels_tflops"][f"fp32_{k}"] for k in KERNELS))
+    assert peaks["bf16"] == pytest.approx(max(results["peak_kernels_tflops"][f"bf16_{k}"] for k in KERNELS))
     for key, summary in timed.items():
         assert 0 < summary["min_ms"] <= summary["median_ms"] <= summary["max_ms"]
-        assert summary["images_per_s"] == pytest.approx(_batch(key) / (summary["median_ms"] / 1e3), rel=1e-2)
+        assert summary["images_per_s"] == pytest.approx(_batch(key) / (summary["median_ms"] / 1e3), rel=5e-3)
         assert summary["tflops"] > 0
         precision = "bf16" if "bf16" in key else "fp32"
         assert summary["fraction_of_peak"] == pytest.approx(summary["tflops"] / peaks[precision])
