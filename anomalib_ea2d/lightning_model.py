@@ -227,19 +227,25 @@ class EA2D(OfflineCheckpointLoading, WarnUncalibratedExport, FusedInferenceSteps
         self.log_dict({f"train_{k}": v for k, v in terms.items()}, on_step=True, on_epoch=False, batch_size=batch_size)
         return {"loss": loss}
 
-    def validation_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
-        """Predict scores and anomaly maps for the batch (with :attr:`inference_model`, see ``inference_path``)."""
-        del args, kwargs
+    def _predict(self, batch: Batch) -> STEP_OUTPUT:
+        """The batch with the scores and anomaly maps of :attr:`inference_model` (see ``inference_path``)."""
         predictions = self.inference_model(batch.image.to(self.dtype))
         return batch.update(**predictions._asdict())
 
+    def validation_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
+        """Predict scores and anomaly maps for the batch (on the fused copy unless ``inference_path="plain"``)."""
+        del args, kwargs
+        return self._predict(batch)
+
     def test_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
-        """Scores and anomaly maps of a test batch, as :meth:`validation_step`."""
-        return self.validation_step(batch, *args, **kwargs)
+        """Predict scores and anomaly maps for a test batch, as :meth:`validation_step`."""
+        del args, kwargs
+        return self._predict(batch)
 
     def predict_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
-        """Scores and anomaly maps of a predict batch, as :meth:`validation_step`."""
-        return self.validation_step(batch, *args, **kwargs)
+        """Predict scores and anomaly maps for a predict batch, as :meth:`validation_step`."""
+        del args, kwargs
+        return self._predict(batch)
 
     @property
     def trainer_arguments(self) -> dict[str, Any]:

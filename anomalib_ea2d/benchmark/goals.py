@@ -77,6 +77,13 @@ def _reverse_distillation(config: GoalsConfig) -> nn.Module:
     return randomise_eval_state(rd)
 
 
+def _nchw_copy(model: nn.Module) -> nn.Module:
+    """A copy of the plain EA2D network that keeps its eval input NCHW (``channels_last_eval = False``)."""
+    nchw = copy.deepcopy(model).eval()
+    nchw.channels_last_eval = False
+    return nchw
+
+
 def _run(network: nn.Module, inputs: torch.Tensor) -> Callable[[], object]:
     def call() -> object:
         with torch.inference_mode():
@@ -229,6 +236,7 @@ def run_goals(config: GoalsConfig, output: Path) -> dict[str, Any]:
     networks = {
         "ea2d": module.model.fuse(),
         "ea2d_plain": module.model,
+        "ea2d_plain_nchw": _nchw_copy(module.model),
         "reverse_distillation": _reverse_distillation(config),
     }
     flops = {name: count_flops(_run(networks[name], normalized)) for name in ("ea2d_plain", "reverse_distillation")}
@@ -254,7 +262,12 @@ def run_goals(config: GoalsConfig, output: Path) -> dict[str, Any]:
     peak, kernel_rates = measured_peak({name: best[f"peak_{name}"] for name in kernels}, kernels)
     per_image = {"ea2d": flops["ea2d_plain"].total / config.batch_size}
     per_image["reverse_distillation"] = flops["reverse_distillation"].total / config.batch_size
-    model_of = {"ea2d": "ea2d", "ea2d_plain": "ea2d", "reverse_distillation": "reverse_distillation"}
+    model_of = {
+        "ea2d": "ea2d",
+        "ea2d_plain": "ea2d",
+        "ea2d_plain_nchw": "ea2d",
+        "reverse_distillation": "reverse_distillation",
+    }
     model_of |= {"torch_full": "ea2d", "openvino_fp32": "ea2d", "openvino_int8": "ea2d"}
     gflops = {name: per_image[model] * config.batch_size / best[name] / 1e9 for name, model in model_of.items()}
     time_per_flop = {name: best[name] / per_image[model] for name, model in model_of.items()}
@@ -284,6 +297,7 @@ def run_goals(config: GoalsConfig, output: Path) -> dict[str, Any]:
         "time_per_flop_over_rd": time_per_flop["ea2d"] / time_per_flop["reverse_distillation"],
         "plain_time_per_flop_over_rd": time_per_flop["ea2d_plain"] / time_per_flop["reverse_distillation"],
         "fast_path_speedup": best["ea2d_plain"] / best["ea2d"],
+        "channels_last_input_speedup": best["ea2d_plain_nchw"] / best["ea2d_plain"],
         "openvino_fp32_speedup": best["torch_full"] / best["openvino_fp32"],
         "openvino_int8_speedup": best["torch_full"] / best["openvino_int8"],
         "openvino_fp32_profile": _with_flop_rates(profiled.rows(), flops["ea2d_plain"].by_kind, peak),
@@ -327,6 +341,7 @@ def goals_tables(result: dict[str, Any], checks: Sequence[tuple[str, str, str, b
     measurements = {
         "ea2d": "EA2D as `Engine.test`/`predict` run it: `EA2DModel.fuse()` copy (BatchNorm folded, channels-last)",
         "ea2d_plain": "`EA2DModel(...).eval()`: plain modules (channels-last input)",
+        "ea2d_plain_nchw": "the same with `channels_last_eval = False` (NCHW input, as in training)",
         "reverse_distillation": "anomalib ReverseDistillationModel eval",
         "torch_full": "EA2D full graph (pre-processing, fused copy, post-processing), torch eager",
         "openvino_fp32": "same graph exported, OpenVINO FP32 (`INFERENCE_PRECISION_HINT=f32`)",

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.slow
 MODEL_OF = {
     "ea2d": "ea2d",
     "ea2d_plain": "ea2d",
+    "ea2d_plain_nchw": "ea2d",
     "reverse_distillation": "reverse_distillation",
     "torch_full": "ea2d",
     "openvino_fp32": "ea2d",
@@ -55,6 +56,9 @@ def test_flop_rates_and_fractions_follow_from_times_and_counts(goals: tuple[dict
     assert result["time_per_flop_over_rd"] == pytest.approx(time_per_flop["ea2d"] / rd)
     assert result["plain_time_per_flop_over_rd"] == pytest.approx(time_per_flop["ea2d_plain"] / rd)
     assert result["ea2d_over_rd"] == pytest.approx(latency_s["ea2d"] / latency_s["reverse_distillation"])
+    assert result["channels_last_input_speedup"] == pytest.approx(
+        latency_s["ea2d_plain_nchw"] / latency_s["ea2d_plain"]
+    )
 
 
 def test_peak_is_the_faster_reference_kernel_of_the_same_run(goals: tuple[dict[str, Any], Any, Path]) -> None:
