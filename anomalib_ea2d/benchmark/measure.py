@@ -108,6 +108,9 @@ def interleaved(
 ) -> dict[str, list[float]]:
     """Time several functions in alternation, so load changes hit them alike; seconds per call, by name.
 
+    Each round calls every function once, starting one further along each round, so that no
+    function always runs first or always follows the same one.
+
     Args:
         functions: The calls, by name.
         repeats: Timed calls of each.
@@ -123,8 +126,11 @@ def interleaved(
         for _ in range(warmup):
             function()
     samples: dict[str, list[float]] = {name: [] for name in functions}
-    for _ in range(repeats):
-        for name, function in functions.items():
+    names = list(functions)
+    for round_index in range(repeats):
+        start = round_index % len(names) if names else 0
+        for name in names[start:] + names[:start]:
+            function = functions[name]
             cpu_start = time.process_time()
             samples[name] += time_calls(function, repeats=1, warmup=0)
             if cpu_seconds is not None:
