@@ -324,13 +324,13 @@ def _with_flop_rates(rows: list[dict[str, Any]], by_kind: dict[str, float], peak
 
     ``Convolution`` layers do the convolution FLOPs and ``MatMul`` layers the matrix products (per
     call of the profiled batch; OpenVINO fuses the rest of the arithmetic into them or runs it in
-    layers that do no counted FLOPs).
+    layers that do no counted FLOPs), over the time they account for in the call (``wall_ms``).
     """
     kinds = {"Convolution": CONVOLUTION, "MatMul": MATMUL}
     for row in rows:
         kind = kinds.get(row["layer_type"])
-        if kind in by_kind and row["ms"] > 0:
-            row["gflops"] = by_kind[kind] / (row["ms"] / 1e3) / 1e9
+        if kind in by_kind and row["wall_ms"] > 0:
+            row["gflops"] = by_kind[kind] / (row["wall_ms"] / 1e3) / 1e9
             row["fraction_of_peak"] = row["gflops"] * 1e9 / peak
     return rows
 

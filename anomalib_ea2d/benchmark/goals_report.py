@@ -42,8 +42,9 @@ def profile_table(result: dict[str, Any]) -> Table:
     rows = [
         [
             row["layer_type"],
-            fmt(row["ms"], 1),
             f"{100 * row['share']:.1f} %",
+            fmt(row["wall_ms"], 1),
+            fmt(row["ms"], 1),
             str(row["layers"]),
             f"`{row['main_kernel']}`",
             fmt(row.get("gflops", float("nan")), 0),
@@ -51,18 +52,30 @@ def profile_table(result: dict[str, Any]) -> Table:
         ]
         for row in result["openvino_fp32_profile"]
     ]
+    profile = result["openvino_fp32_profile"]
+    call_ms = sum(row["wall_ms"] for row in profile)
+    layers_ms = sum(row["ms"] for row in profile)
     return Table(
-        header=["layer type", "ms per call", "share", "layers", "main kernel", "GFLOP/s", "of FP32 peak"],
+        header=[
+            "layer type",
+            "share",
+            "of the call (ms)",
+            "layer time (ms)",
+            "layers",
+            "main kernel",
+            "GFLOP/s",
+            "of FP32 peak",
+        ],
         rows=rows,
-        caption=f"Where OpenVINO FP32's time goes: per-layer real time from its performance counters "
-        f"(`PERF_COUNT`), summed by layer type, for calls of batch {result['batch_size']} "
-        "timed in alternation with the rows above (with the counters on, a call took "
-        f"{result['latency_ms_min']['openvino_fp32_profiled']:.0f} ms against "
-        f"{result['latency_ms_min']['openvino_fp32']:.0f} ms without, fastest calls); the profile of the fastest "
-        "profiled call. GFLOP/s: the convolution FLOPs (torch's count) over the `Convolution` layers' time, the "
-        "matrix-product FLOPs over the `MatMul` layers'; "
-        "`Subgraph`: chains of layers OpenVINO compiles into one kernel — EA2D's four attention blocks "
-        "(MatMul, Softmax, MatMul: the matrix products are there) and element-wise chains.",
+        caption=f"Where OpenVINO FP32's time goes: its performance counters (`PERF_COUNT`) in the fastest of "
+        f"{result['repeats']} profiled calls of batch {result['batch_size']}, timed in alternation with the rows "
+        f"above (with the counters on, the fastest call took {result['latency_ms_min']['openvino_fp32_profiled']:.0f}"
+        f" ms, without {result['latency_ms_min']['openvino_fp32']:.0f} ms). Real time of every executed layer, "
+        f"summed by type: {layers_ms:.0f} ms in all for a call of {call_ms:.0f} ms; share: of "
+        "that sum; of the call: that share of the call's time. GFLOP/s: the convolution FLOPs (torch's count) "
+        "over the `Convolution` layers' part of the call (and matrix products over `MatMul`'s). `Subgraph`: "
+        "chains of layers OpenVINO compiles into one kernel — EA2D's four attention blocks (MatMul, Softmax, "
+        "MatMul: the matrix products are there) and element-wise chains.",
     )
 
 

@@ -4,8 +4,10 @@
 (:class:`~anomalib_ea2d.benchmark.backends.OpenVINOModel`) with ``PERF_COUNT`` on. Every call
 records each executed layer's real time (``InferRequest.get_profiling_info()``) summed by layer
 type (``Convolution``, ``Interpolate``, ``Subgraph``, ...), so that it can be timed in alternation
-with the other measurements of a study; :meth:`~ProfiledOpenVINOModel.rows` reports the call with
-the least profiled time (on a shared machine, the one least disturbed by other processes). The
+with the other measurements of a study; :meth:`~ProfiledOpenVINOModel.rows` reports its fastest call
+(on a shared machine, the one least disturbed by other processes). The per-layer times of a call
+can add up to more than its wall time, so each layer type's share of that sum is the number to
+read, and that share of the call's wall time the time it accounts for. The
 layer types are those of OpenVINO's CPU plugin after its graph transformations (BatchNorms folded,
 activations and additions fused into the convolutions where it can; ``Subgraph``: chains of layers
 compiled into one kernel).
@@ -13,6 +15,7 @@ compiled into one kernel).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +30,7 @@ from anomalib_ea2d.benchmark.backends import OpenVINOModel
 class _CallProfile:
     """One call's real time by layer type, its kernels' times and layer names."""
 
+    wall: float = 0.0
     seconds: dict[str, float] = field(default_factory=dict)
     kernels: dict[str, dict[str, float]] = field(default_factory=dict)
     layers: dict[str, set[str]] = field(default_factory=dict)
@@ -59,8 +63,9 @@ class ProfiledOpenVINOModel:
         """Run the model and keep its per-layer times."""
         import openvino as ov  # noqa: PLC0415
 
+        start = time.perf_counter()
         outputs = self.model(images)
-        profile = _CallProfile()
+        profile = _CallProfile(wall=time.perf_counter() - start)
         for info in self.model.request.get_profiling_info():
             if info.status == ov.ProfilingInfo.Status.EXECUTED:
                 profile.add(info.node_type, info.exec_type, info.node_name, info.real_time.total_seconds())
@@ -68,16 +73,22 @@ class ProfiledOpenVINOModel:
         return outputs
 
     def rows(self) -> list[dict[str, Any]]:
-        """Per layer type of the least-time call: ms, share of its profiled time, layers, main kernel; largest first."""
+        """Per layer type in the fastest call, largest first.
+
+        Each row: summed real time (``ms``), its ``share`` of all layers' summed time, that share of
+        the call's wall time (``wall_ms``, the time the type accounts for), layer count and the
+        kernel it spent most time in.
+        """
         if not self.calls:
             return []
-        call = min(self.calls, key=lambda profile: sum(profile.seconds.values()))
+        call = min(self.calls, key=lambda profile: profile.wall)
         total = sum(call.seconds.values()) or float("nan")
         rows = [
             {
                 "layer_type": layer_type,
                 "ms": 1e3 * value,
                 "share": value / total,
+                "wall_ms": 1e3 * call.wall * value / total,
                 "layers": len(call.layers[layer_type]),
                 "main_kernel": max(call.kernels[layer_type], key=call.kernels[layer_type].__getitem__),
             }
