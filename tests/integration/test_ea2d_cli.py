@@ -6,6 +6,7 @@ must resolve through the ``.pth`` hook installed with the package.
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -102,7 +103,8 @@ def test_print_config_shows_recipe(workdir: Path) -> None:
     output = _run(
         ANOMALIB, "train", "--model", "EA2D", *_data_args(workdir / "data"), "--print_config", cwd=workdir
     ).stdout
-    for line in ("class_path: anomalib_ea2d.EA2D", "encoder_lr: 1.0e-05", "max_steps: 2000", "bn_momentum: 0.01"):
+    lines = ("class_path: anomalib_ea2d.EA2D", "encoder_lr: 1.0e-05", "max_steps: 2000", "bn_momentum: 0.01")
+    for line in (*lines, "inference_path: fused"):
         assert line in output
 
 
@@ -140,6 +142,22 @@ def test_cli_test(workdir: Path, checkpoint: Path) -> None:
         cwd=workdir,
     )
     assert "image_AUROC" in output.stdout + output.stderr
+
+
+def test_cli_test_plain_inference_path_scores_as_the_default(workdir: Path, checkpoint: Path) -> None:
+    """``--model.inference_path plain`` (the trainable modules) gives the default fused copy's raw scores."""
+    scores = {}
+    for path in ("fused", "plain"):
+        root = workdir / f"inference_path_{path}"
+        data = [*_data_args(workdir / "data"), "--data.seed", "0"]  # the same validation/test split
+        args = [*MODEL_ARGS, "--model.inference_path", path, *data, *TRAINER_ARGS, "--ckpt_path", str(checkpoint)]
+        _run(ANOMALIB, "test", *args, "--default_root_dir", str(root), cwd=workdir)
+        (table,) = root.rglob("image_scores.csv")
+        with table.open(newline="") as file:
+            scores[path] = {row["image_path"]: float(row["score"]) for row in csv.DictReader(file)}
+    assert scores["fused"].keys() == scores["plain"].keys()
+    assert len(scores["fused"]) > 0
+    assert max(abs(value - scores["plain"][name]) for name, value in scores["fused"].items()) <= 1e-5
 
 
 def test_cli_predict(workdir: Path, checkpoint: Path) -> None:
