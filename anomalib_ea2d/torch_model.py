@@ -304,7 +304,7 @@ class EA2DModel(nn.Module):
 
     channels_last_eval: bool = True
     """In eval mode, lay the input out channels-last (same values), so that the convolutions run in
-    oneDNN's channels-last kernels: on CPU 1.2-1.4x faster than NCHW with the same weights
+    oneDNN's channels-last kernels: on CPU 1.2-1.3x faster than NCHW with the same weights
     (docs/benchmarks.md, "Speed goals"). ``False``: NCHW, as in training."""
 
     def fuse(self, channels_last: bool = True) -> EA2DModel:
