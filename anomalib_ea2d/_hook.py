@@ -2,7 +2,7 @@
 
 The wheel installs ``anomalib_ea2d_hook.pth``, which imports this module when Python starts. It
 only adds a meta-path finder: when (and if) ``anomalib.models`` is imported, the finder lets the
-import complete and then imports :mod:`anomalib_ea2d.lightning_model`, which registers ``EA2D``.
+import complete and then imports :mod:`anomalib_ea2d.models.image.ea2d.lightning_model`, which registers ``EA2D``.
 Registration makes ``anomalib train --model EA2D`` (jsonargparse resolves subclasses of
 ``AnomalibModule`` among imported classes), ``anomalib.models.get_model("ea2d")`` and
 ``anomalib.models.EA2D`` (used by ``anomalib benchmark``) work.
@@ -26,7 +26,9 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 
 TARGET = "anomalib.models"
-PLUGIN = "anomalib_ea2d.lightning_model"
+PLUGIN = "anomalib_ea2d.models.image.ea2d.lightning_model"
+LEGACY_PLUGIN = "anomalib_ea2d.lightning_model"
+"""The module ``EA2D`` was defined in before the package layout; class paths naming it stay allowed."""
 ENGINE = "anomalib.engine.engine"
 CLI = "anomalib.cli.cli"
 
@@ -39,7 +41,7 @@ def register(model_class: type) -> None:
     setattr(models, model_class.__name__, model_class)
     allowed = getattr(models, "ALLOWED_MODULES", None)
     if isinstance(allowed, set):
-        allowed.update({"anomalib_ea2d", model_class.__module__})
+        allowed.update({"anomalib_ea2d", model_class.__module__, LEGACY_PLUGIN})
 
 
 def _import_plugin(_module: ModuleType) -> None:

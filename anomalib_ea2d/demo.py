@@ -42,9 +42,9 @@ from anomalib.deploy import ExportType
 from anomalib.engine import Engine
 from lightning.pytorch import seed_everything
 
-from anomalib_ea2d.backbone import OfflineWeightsError
 from anomalib_ea2d.config_files import config_dir, find_config
 from anomalib_ea2d.image_scores import SCORES_FILE
+from anomalib_ea2d.models.components.backbone import OfflineWeightsError
 from anomalib_ea2d.quiet import quiet_export
 from anomalib_ea2d.report import RunReport
 

@@ -32,8 +32,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 
-from anomalib_ea2d.checkpoint import CheckpointFormatError, guard_trainer_checkpoints
 from anomalib_ea2d.data.predict_reader import read_predict_paths_with_medical_reader
+from anomalib_ea2d.models.image.ea2d.checkpoint import CheckpointFormatError, guard_trainer_checkpoints
 
 logger = logging.getLogger(__name__)
 

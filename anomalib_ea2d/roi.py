@@ -37,7 +37,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-from anomalib_ea2d.anomaly_map import SCORE_REDUCTIONS, ScoreReduction, reduce_map
+from anomalib_ea2d.models.image.ea2d.anomaly_map import SCORE_REDUCTIONS, ScoreReduction, reduce_map
 
 logger = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from anomalib_ea2d.benchmark.config import ABLATIONS, AblationConfig
 from anomalib_ea2d.benchmark.measure import StepTimer, set_threads
 from anomalib_ea2d.benchmark.metrics import METRIC_KEYS, METRIC_LABELS
 from anomalib_ea2d.benchmark.report import Table, fmt, mean_std, write_study
-from anomalib_ea2d.lightning_model import EA2D
-from anomalib_ea2d.torch_model import EA2DModel
+from anomalib_ea2d.models.image.ea2d.lightning_model import EA2D
+from anomalib_ea2d.models.image.ea2d.torch_model import EA2DModel
 
 _LOSS_ARGS: dict[str, dict[str, Any]] = {
     "full": {},

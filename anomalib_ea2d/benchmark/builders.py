@@ -28,7 +28,7 @@ from torch import nn
 from anomalib_ea2d.benchmark.config import MODEL_NAMES, DataSpec
 from anomalib_ea2d.benchmark.metrics import shared_evaluator
 from anomalib_ea2d.data import SyntheticBrainMRI
-from anomalib_ea2d.lightning_model import EA2D
+from anomalib_ea2d.models.image.ea2d.lightning_model import EA2D
 
 _NOISY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "anomalib", "nncf", "anomalib_ea2d")
 

@@ -47,9 +47,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from anomalib_ea2d.anomaly_map import rotate180
 from anomalib_ea2d.benchmark.builders import randomise_eval_state
-from anomalib_ea2d.torch_model import EA2DModel
+from anomalib_ea2d.models.image.ea2d.anomaly_map import rotate180
+from anomalib_ea2d.models.image.ea2d.torch_model import EA2DModel
 
 
 @dataclass(frozen=True)

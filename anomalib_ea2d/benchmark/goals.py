@@ -27,7 +27,7 @@ from anomalib_ea2d.benchmark.builders import build_datamodule, build_engine, qui
 from anomalib_ea2d.benchmark.config import GoalsConfig, GoalThresholds
 from anomalib_ea2d.benchmark.measure import StepTimer, interleaved, set_threads
 from anomalib_ea2d.benchmark.report import Table, fmt_range, write_study
-from anomalib_ea2d.lightning_model import EA2D
+from anomalib_ea2d.models.image.ea2d.lightning_model import EA2D
 
 
 def _plain_training_step_seconds(model: EA2D, batches: Sequence[torch.Tensor], steps: int) -> list[float]:

@@ -70,8 +70,8 @@ def _summary(seconds: list[float], images: int) -> dict[str, float]:
 def run_gpu(config: GpuConfig, output: Path) -> dict[str, Any]:
     """Time training steps and eval calls on ``config.device``; writes ``gpu.json`` and ``gpu.md``."""
     install_anomalib_stand_in()
-    from anomalib_ea2d.loss import EA2DLoss  # noqa: PLC0415 - after the stand-in
-    from anomalib_ea2d.torch_model import EA2DModel  # noqa: PLC0415
+    from anomalib_ea2d.models.image.ea2d.loss import EA2DLoss  # noqa: PLC0415 - after the stand-in
+    from anomalib_ea2d.models.image.ea2d.torch_model import EA2DModel  # noqa: PLC0415
 
     device = torch.device(config.device)
     cuda = device.type == "cuda"

@@ -24,8 +24,8 @@ from anomalib_ea2d.benchmark.builders import randomise_eval_state
 from anomalib_ea2d.benchmark.config import ScalingConfig
 from anomalib_ea2d.benchmark.measure import PeakRSS, set_threads, summarize
 from anomalib_ea2d.benchmark.report import Table, fmt, fmt_range, write_study
-from anomalib_ea2d.components import SelfAttention2d
-from anomalib_ea2d.torch_model import EA2DModel
+from anomalib_ea2d.models.image.ea2d.components import SelfAttention2d
+from anomalib_ea2d.models.image.ea2d.torch_model import EA2DModel
 
 logger = logging.getLogger(__name__)
 

@@ -131,7 +131,7 @@ def volume_datamodule(path: str | Path) -> MedicalVolumes | None:
 
 
 def _is_ea2d(model: object) -> bool:
-    from anomalib_ea2d.lightning_model import EA2D  # noqa: PLC0415 - this module is imported by it
+    from anomalib_ea2d.models.image.ea2d.lightning_model import EA2D  # noqa: PLC0415 - this module is imported by it
 
     return isinstance(model, EA2D)
 

@@ -23,9 +23,9 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from anomalib_ea2d import EA2D, EA2DModel
-from anomalib_ea2d.checkpoint import CheckpointFormatError
 from anomalib_ea2d.data.medical_folder import MedicalFolder
-from anomalib_ea2d.reference import PREFIX_MAP
+from anomalib_ea2d.models.image.ea2d.checkpoint import CheckpointFormatError
+from anomalib_ea2d.models.image.ea2d.reference import PREFIX_MAP
 from tests.helpers.cli import cli_env
 
 IMAGE_SIZE = 32

@@ -82,7 +82,11 @@ def test_python_start_does_not_import_torch() -> None:
 
 @pytest.mark.parametrize(
     "first_import",
-    ["import anomalib.models", "from anomalib_ea2d import EA2DModel", "import anomalib_ea2d.lightning_model"],
+    [
+        "import anomalib.models",
+        "from anomalib_ea2d import EA2DModel",
+        "import anomalib_ea2d.models.image.ea2d.lightning_model",
+    ],
 )
 def test_hook_registers_ea2d_with_anomalib_models(first_import: str) -> None:
     """EA2D is registered, and the predict/CLI additions made, whichever is imported first."""

@@ -19,7 +19,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer, seed_everythin
 from torch import nn
 
 from anomalib_ea2d import EA2D
-from anomalib_ea2d.components.standardization import MapStandardizer
+from anomalib_ea2d.models.image.ea2d.components.standardization import MapStandardizer
 from tests.helpers.recorder import TestRecorder
 from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_folder_dataset
 

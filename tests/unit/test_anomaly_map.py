@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from anomalib_ea2d import EA2DModel
-from anomalib_ea2d.anomaly_map import AnomalyMapGenerator, rotate180, view_anomaly_map
+from anomalib_ea2d.models.image.ea2d.anomaly_map import AnomalyMapGenerator, rotate180, view_anomaly_map
 
 # Three scales at strides 4/8/16 of a 64 x 64 image.
 SHAPES = [(8, 16, 16), (16, 8, 8), (32, 4, 4)]

@@ -18,7 +18,7 @@ from huggingface_hub import constants as hub_constants
 from safetensors.torch import save_file
 
 from anomalib_ea2d import EA2DModel
-from anomalib_ea2d.backbone import (
+from anomalib_ea2d.models.components.backbone import (
     OfflineWeightsError,
     cached_weights_file,
     create_encoder,

@@ -11,8 +11,8 @@ from anomalib.engine import Engine
 from lightning.pytorch import Callback, seed_everything
 
 from anomalib_ea2d import EA2D, ContrastiveAugmentation
-from anomalib_ea2d.anomaly_map import rotate180
-from anomalib_ea2d.callbacks import VIEW_TRANSFORMS
+from anomalib_ea2d.models.image.ea2d.anomaly_map import rotate180
+from anomalib_ea2d.models.image.ea2d.callbacks import VIEW_TRANSFORMS
 from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_folder_dataset
 
 IMAGE_SIZE = 64

@@ -12,7 +12,7 @@ import pytest
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from anomalib_ea2d.checkpoint import (
+from anomalib_ea2d.models.image.ea2d.checkpoint import (
     CheckpointFormatError,
     GuardedCheckpointIO,
     check_checkpoint_file,

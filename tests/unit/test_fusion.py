@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from anomalib_ea2d import EA2DLoss, EA2DModel
-from anomalib_ea2d.components.fusion import conv_batchnorm_pairs, fold_batchnorms_
+from anomalib_ea2d.models.components.fusion import conv_batchnorm_pairs, fold_batchnorms_
 
 TOL = 1e-5
 

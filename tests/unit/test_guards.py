@@ -251,7 +251,7 @@ def test_testing_a_checkpoint_with_nan_weights_stops_with_a_clear_message(tmp_pa
 
 
 def test_a_checkpoint_with_nan_weights_is_not_written(tmp_path: Path) -> None:
-    from anomalib_ea2d.checkpoint import CheckpointFormatError  # noqa: PLC0415
+    from anomalib_ea2d.models.image.ea2d.checkpoint import CheckpointFormatError  # noqa: PLC0415
 
     seed_everything(0)
     model = EA2D(backbone="resnet18", pre_trained=False, image_size=IMAGE_SIZE)

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from anomalib_ea2d import EA2DFeatures, EA2DLoss, EA2DModel
-from anomalib_ea2d.anomaly_map import rotate180
-from anomalib_ea2d.loss import reconstruction_loss
+from anomalib_ea2d.models.image.ea2d.anomaly_map import rotate180
+from anomalib_ea2d.models.image.ea2d.loss import reconstruction_loss
 
 SHAPES = [(8, 16, 16), (16, 8, 8), (32, 4, 4)]
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from anomalib_ea2d import EA2DLoss, EA2DModel, convert_reference_state_dict
-from anomalib_ea2d.anomaly_map import rotate180, view_anomaly_map
+from anomalib_ea2d.models.image.ea2d.anomaly_map import rotate180, view_anomaly_map
 from tests.helpers.reference_weights import build_reference_state_dict
 
 MAP_TOL = 1e-5

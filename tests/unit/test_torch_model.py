@@ -8,9 +8,9 @@ from anomalib.data import InferenceBatch
 from torch import nn
 
 from anomalib_ea2d import EA2DFeatures, EA2DModel
-from anomalib_ea2d.anomaly_map import rotate180
-from anomalib_ea2d.components import UpBasicBlock, UpBottleneck
-from anomalib_ea2d.torch_model import SUPPORTED_BACKBONES, ViewBranch
+from anomalib_ea2d.models.image.ea2d.anomaly_map import rotate180
+from anomalib_ea2d.models.image.ea2d.components import UpBasicBlock, UpBottleneck
+from anomalib_ea2d.models.image.ea2d.torch_model import SUPPORTED_BACKBONES, ViewBranch
 
 # Per backbone (torchvision ResNets): output channels of stages 1..4, inner width and depth of each stage.
 CHANNELS = {

@@ -22,7 +22,7 @@ def testquiet_lightning_restores_logger_levels_and_warning_filters(caplog: pytes
     assert package_logger.level == before_level
     assert warnings.filters == before_filters
     with caplog.at_level(logging.WARNING):
-        logging.getLogger("anomalib_ea2d.components.fusion").warning("visible again")
+        logging.getLogger("anomalib_ea2d.models.components.fusion").warning("visible again")
     assert "visible again" in caplog.text
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from anomalib_ea2d.components import SelfAttention2d
+from anomalib_ea2d.models.image.ea2d.components import SelfAttention2d
 
 
 def _randomised(channels: int, gamma: float, dtype: torch.dtype = torch.float32) -> SelfAttention2d:

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from anomalib_ea2d import EA2DModel
-from anomalib_ea2d.components.batchnorm import (
+from anomalib_ea2d.models.components.batchnorm import (
     FrozenStatisticsBatchNorm2d,
     freeze_batchnorm_statistics,
     set_batchnorm_momentum,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from anomalib_ea2d.components import EA2DDecoder, StageSpec, UpBasicBlock, UpBottleneck
+from anomalib_ea2d.models.image.ea2d.components import EA2DDecoder, StageSpec, UpBasicBlock, UpBottleneck
 
 # (out_channels, inner width, blocks) of ResNet stages 1..4, as in torchvision.
 RESNET18 = [StageSpec(64, 64, 2), StageSpec(128, 128, 2), StageSpec(256, 256, 2), StageSpec(512, 512, 2)]

@@ -9,8 +9,8 @@ import openvino as ov
 import pytest
 import torch
 
-from anomalib_ea2d.components.standardization import STD_FLOOR, MapStandardizer
-from anomalib_ea2d.torch_model import EA2DModel
+from anomalib_ea2d.models.image.ea2d.components.standardization import STD_FLOOR, MapStandardizer
+from anomalib_ea2d.models.image.ea2d.torch_model import EA2DModel
 
 
 def _maps(seed: int, count: int = 30, views: int = 2, size: int = 6) -> torch.Tensor:

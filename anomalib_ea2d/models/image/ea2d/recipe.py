@@ -17,9 +17,9 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import Timer
 
 from anomalib_ea2d.metrics import medical_evaluator
-from anomalib_ea2d.torch_model import INPUT_MULTIPLE
+from anomalib_ea2d.models.image.ea2d.torch_model import INPUT_MULTIPLE
 
-logger = logging.getLogger("anomalib_ea2d.lightning_model")
+logger = logging.getLogger("anomalib_ea2d.models.image.ea2d.lightning_model")
 
 LIGHTNING_DEFAULT_MAX_EPOCHS = 1000
 """What Lightning falls back to when neither ``max_epochs`` nor ``max_steps`` is given."""

@@ -12,7 +12,7 @@ With a region of interest (a ``[B, 1, H, W]`` 0/1 mask at input size, e.g. from
 :class:`~anomalib_ea2d.roi.Foreground`), the final map is zero outside it and the image score is
 reduced over the feature cells that lie mostly inside it.
 
-With a fitted :class:`~anomalib_ea2d.components.standardization.MapStandardizer` (``standardizer``),
+With a fitted :class:`~anomalib_ea2d.models.image.ea2d.components.standardization.MapStandardizer` (``standardizer``),
 each view's map is first standardised per position by the maps of normal training images.
 """
 

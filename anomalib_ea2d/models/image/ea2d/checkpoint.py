@@ -26,7 +26,7 @@ import torch
 from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 from lightning.pytorch import Trainer
 
-from anomalib_ea2d.reference import PREFIX_MAP
+from anomalib_ea2d.models.image.ea2d.reference import PREFIX_MAP
 
 EA2D_STATE_PREFIXES: tuple[str, ...] = ("model.encoder.", "model.branches.")
 """Every EA2D Lightning checkpoint holds tensors under these prefixes."""

@@ -25,8 +25,6 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import optim
 
 from anomalib_ea2d._hook import register
-from anomalib_ea2d.anomaly_map import ScoreReduction
-from anomalib_ea2d.checkpoint import OfflineCheckpointLoading
 from anomalib_ea2d.guards import (
     CalibrationGuard,
     CheckpointGuard,
@@ -36,12 +34,19 @@ from anomalib_ea2d.guards import (
     WarnUncalibratedExport,
 )
 from anomalib_ea2d.image_scores import ImageScores
-from anomalib_ea2d.loss import EA2DLoss
-from anomalib_ea2d.map_statistics import FitMapStatistics
 from anomalib_ea2d.metrics import ea2d_evaluator
-from anomalib_ea2d.recipe import apply_training_length, check_init_args, default_evaluator, encoder_learning_rate
+from anomalib_ea2d.models.image.ea2d.anomaly_map import ScoreReduction
+from anomalib_ea2d.models.image.ea2d.checkpoint import OfflineCheckpointLoading
+from anomalib_ea2d.models.image.ea2d.loss import EA2DLoss
+from anomalib_ea2d.models.image.ea2d.map_statistics import FitMapStatistics
+from anomalib_ea2d.models.image.ea2d.recipe import (
+    apply_training_length,
+    check_init_args,
+    default_evaluator,
+    encoder_learning_rate,
+)
+from anomalib_ea2d.models.image.ea2d.torch_model import EA2DModel
 from anomalib_ea2d.roi import foreground_for
-from anomalib_ea2d.torch_model import EA2DModel
 
 
 class EA2D(OfflineCheckpointLoading, WarnUncalibratedExport, AnomalibModule):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from anomalib_ea2d.components.batchnorm import FrozenStatisticsBatchNorm2d
+from anomalib_ea2d.models.components.batchnorm import FrozenStatisticsBatchNorm2d
 
 FOLDABLE_BATCHNORMS = (nn.BatchNorm2d, FrozenStatisticsBatchNorm2d)
 """Layers that normalise with running statistics in eval mode (the frozen ones always)."""

@@ -22,12 +22,12 @@ import torch
 from anomalib.data import InferenceBatch
 from torch import nn
 
-from anomalib_ea2d.anomaly_map import AnomalyMapGenerator, ScoreReduction, rotate180, view_anomaly_map
-from anomalib_ea2d.backbone import create_encoder
-from anomalib_ea2d.components import EA2DDecoder, SelfAttention2d, StageSpec
-from anomalib_ea2d.components.batchnorm import freeze_batchnorm_statistics, set_batchnorm_momentum
-from anomalib_ea2d.components.fusion import fold_batchnorms_
-from anomalib_ea2d.components.standardization import MapStandardizer
+from anomalib_ea2d.models.components.backbone import create_encoder
+from anomalib_ea2d.models.components.batchnorm import freeze_batchnorm_statistics, set_batchnorm_momentum
+from anomalib_ea2d.models.components.fusion import fold_batchnorms_
+from anomalib_ea2d.models.image.ea2d.anomaly_map import AnomalyMapGenerator, ScoreReduction, rotate180, view_anomaly_map
+from anomalib_ea2d.models.image.ea2d.components import EA2DDecoder, SelfAttention2d, StageSpec
+from anomalib_ea2d.models.image.ea2d.components.standardization import MapStandardizer
 
 SUPPORTED_BACKBONES: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "wide_resnet50_2")
 """ResNet families the decoder can mirror (a timm pretrained tag such as ``resnet50.a1_in1k`` is allowed)."""
@@ -125,7 +125,7 @@ class EA2DModel(nn.Module):
             inside it. ``None`` (the paper): the whole image.
         top_k_fraction: Fraction of the map averaged by the ``"topk"`` score reduction.
         standardize_maps: Standardise each view's map per position by the maps of normal training
-            images (:class:`~anomalib_ea2d.components.standardization.MapStandardizer`, fitted with
+            images (:class:`~anomalib_ea2d.models.image.ea2d.components.standardization.MapStandardizer`, fitted with
             :meth:`fit_map_statistics` before use); for roughly aligned images. ``False``: the paper.
 
     Eval mode runs the plain modules, both views through the encoder in one batched pass. For
@@ -181,7 +181,7 @@ class EA2DModel(nn.Module):
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:  # noqa: ANN401
         """Load an ``EA2DModel`` state dict; a reference-code state dict raises an error naming the converter."""
-        from anomalib_ea2d.checkpoint import check_not_reference_state_dict  # noqa: PLC0415 - keeps imports light
+        from anomalib_ea2d.models.image.ea2d.checkpoint import check_not_reference_state_dict  # noqa: PLC0415 - keeps imports light
 
         check_not_reference_state_dict(state_dict)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)

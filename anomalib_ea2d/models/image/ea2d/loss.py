@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 if TYPE_CHECKING:
-    from anomalib_ea2d.torch_model import EA2DFeatures
+    from anomalib_ea2d.models.image.ea2d.torch_model import EA2DFeatures
 
 
 def reconstruction_loss(

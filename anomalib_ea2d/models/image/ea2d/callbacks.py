@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from anomalib_ea2d.anomaly_map import rotate180
+from anomalib_ea2d.models.image.ea2d.anomaly_map import rotate180
 
 logger = logging.getLogger(__name__)
 
