@@ -3,18 +3,18 @@
 :data:`MOVED` maps each old dotted path to the module that holds its code now. A meta-path finder,
 installed when :mod:`anomalib_ea2d` is imported, makes ``import <old path>`` give the new module
 itself — the same module object, so classes, functions and module state are shared, and code and
-configs written for the old paths keep working (``class_path: anomalib_ea2d.roi.RegionOfInterest``,
+configs written for the old paths keep working (``class_path: anomalib_ea2d.callbacks.roi.RegionOfInterest``,
 ``from anomalib_ea2d.torch_model import EA2DModel``, ``anomalib.models.get_model`` with
 ``anomalib_ea2d.lightning_model.EA2D``). The submodules of a moved package follow it
-(``anomalib_ea2d.benchmark.config`` is ``anomalib_ea2d.pipelines.benchmark.config``), and
-``python -m <old path>`` runs the new module (``python -m anomalib_ea2d.benchmark``).
+(``anomalib_ea2d.pipelines.benchmark.config`` is ``anomalib_ea2d.pipelines.benchmark.config``), and
+``python -m <old path>`` runs the new module (``python -m anomalib_ea2d.pipelines.benchmark``).
 
 No file stays at an old path: each moved file is a plain rename in git, so edits made to it on
 other branches follow it when they are merged.
 
 Example:
-    >>> import anomalib_ea2d.roi, anomalib_ea2d.callbacks.roi
-    >>> anomalib_ea2d.roi is anomalib_ea2d.callbacks.roi
+    >>> import anomalib_ea2d.callbacks.roi, anomalib_ea2d.callbacks.roi
+    >>> anomalib_ea2d.callbacks.roi is anomalib_ea2d.callbacks.roi
     True
 """
 
@@ -43,6 +43,32 @@ MOVED: dict[str, str] = {
     "anomalib_ea2d.backbone": "anomalib_ea2d.models.components.backbone",
     "anomalib_ea2d.components.batchnorm": "anomalib_ea2d.models.components.batchnorm",
     "anomalib_ea2d.components.fusion": "anomalib_ea2d.models.components.fusion",
+    # callbacks, visualisation, utilities and the benchmark pipeline, for any anomalib model
+    "anomalib_ea2d.guards": "anomalib_ea2d.callbacks.guards",
+    "anomalib_ea2d.image_scores": "anomalib_ea2d.callbacks.image_scores",
+    "anomalib_ea2d.raw_scores": "anomalib_ea2d.callbacks.raw_predictions",
+    "anomalib_ea2d.roi": "anomalib_ea2d.callbacks.roi",
+    "anomalib_ea2d.data.volumes.results": "anomalib_ea2d.callbacks.volume_results",
+    "anomalib_ea2d.report": "anomalib_ea2d.visualization.report",
+    "anomalib_ea2d.data.volumes.overlay": "anomalib_ea2d.visualization.volume_overlay",
+    "anomalib_ea2d.quiet": "anomalib_ea2d.utils.quiet",
+    "anomalib_ea2d.benchmark": "anomalib_ea2d.pipelines.benchmark",
+    # data: datamodules, datasets, readers, generators, the paper datasets' preparation
+    "anomalib_ea2d.data.medical_folder": "anomalib_ea2d.data.datamodules.medical_folder",
+    "anomalib_ea2d.data.synthetic_brain_mri": "anomalib_ea2d.data.datamodules.synthetic_brain_mri",
+    "anomalib_ea2d.data.image_io": "anomalib_ea2d.data.readers.image",
+    "anomalib_ea2d.data.mask_pairing": "anomalib_ea2d.data.readers.mask_pairing",
+    "anomalib_ea2d.data.predict_reader": "anomalib_ea2d.data.readers.predict",
+    "anomalib_ea2d.data.synthetic_brain": "anomalib_ea2d.data.generators.synthetic_brain",
+    "anomalib_ea2d.data.synthetic_brain_anatomy": "anomalib_ea2d.data.generators.anatomy",
+    "anomalib_ea2d.data.synthetic_brain_lesions": "anomalib_ea2d.data.generators.lesions",
+    "anomalib_ea2d.data.synthetic_brain_volumes": "anomalib_ea2d.data.generators.synthetic_brain_volumes",
+    "anomalib_ea2d.data.aptos2019": "anomalib_ea2d.data.prepare.aptos2019",
+    "anomalib_ea2d.data.br35h": "anomalib_ea2d.data.prepare.br35h",
+    "anomalib_ea2d.data.fundus": "anomalib_ea2d.data.prepare.fundus",
+    "anomalib_ea2d.data.isic2018": "anomalib_ea2d.data.prepare.isic2018",
+    "anomalib_ea2d.data.oct2017": "anomalib_ea2d.data.prepare.oct2017",
+    "anomalib_ea2d.data.splits": "anomalib_ea2d.data.prepare.splits",
 }
 """Old module path -> the module that holds its code now."""
 

@@ -11,7 +11,7 @@ Two more anomalib modules get an EA2D-only addition right after they load:
 
 * ``anomalib.engine.engine``: ``Engine.predict(data_path=...)`` (``anomalib predict --data <path>``)
   of an EA2D model on NIfTI volumes or DICOM series predicts them as volumes
-  (:func:`anomalib_ea2d.data.predict_reader.route_volume_predictions`);
+  (:func:`anomalib_ea2d.data.readers.predict.route_volume_predictions`);
 * ``anomalib.cli.cli``: an EA2D model that cannot be built from the command line (no ImageNet weights
   offline) ends the command with its one message (:func:`anomalib_ea2d.cli_errors.report_plainly`).
 """
@@ -57,7 +57,7 @@ def _extend_engine(module: ModuleType) -> None:
     if not hasattr(module, "Engine"):  # still being imported (no start-up hook): leave it as it is
         return
     try:
-        from anomalib_ea2d.data.predict_reader import route_volume_predictions  # noqa: PLC0415 - torch-heavy
+        from anomalib_ea2d.data.readers.predict import route_volume_predictions  # noqa: PLC0415 - torch-heavy
 
         route_volume_predictions(module.Engine)
     except Exception as error:  # noqa: BLE001 - never break anomalib because of the plugin

@@ -11,9 +11,9 @@ the final model with anomalib's metrics, exports it to OpenVINO and writes, unde
   PRO, Dice, best Dice), the operating point's thresholds, and timings;
 - ``image_scores.csv``: every test slice's raw score (the image AUROC is computed on these),
   normalised score, decision at the operating point and label
-  (:class:`~anomalib_ea2d.image_scores.ImageScores`);
+  (:class:`~anomalib_ea2d.callbacks.image_scores.ImageScores`);
 - ``report.html``: the run report (settings, ROC/PR curves, score histograms with the operating
-  threshold, the worst false positives and negatives; :class:`~anomalib_ea2d.report.RunReport`),
+  threshold, the worst false positives and negatives; :class:`~anomalib_ea2d.visualization.report.RunReport`),
   one self-contained file;
 - ``heatmaps/``: anomalib's visualisations of a few normal and lesion test slices;
 - ``openvino/``: the exported model (``model.xml``/``model.bin``).
@@ -22,7 +22,7 @@ Where ImageNet weights can be reached (timm's cache or a download) the demo uses
 encoder starts from random weights (with the config's ``scratch_encoder_lr`` if it sets one), and one log
 line says so.
 The console shows the steps, the metrics table and where the outputs are; the export's ONNX
-chatter is silenced (:func:`~anomalib_ea2d.quiet.quiet_export`).
+chatter is silenced (:func:`~anomalib_ea2d.utils.quiet.quiet_export`).
 """
 
 from __future__ import annotations
@@ -42,11 +42,11 @@ from anomalib.deploy import ExportType
 from anomalib.engine import Engine
 from lightning.pytorch import seed_everything
 
+from anomalib_ea2d.callbacks.image_scores import SCORES_FILE
 from anomalib_ea2d.config_files import config_dir, find_config
-from anomalib_ea2d.image_scores import SCORES_FILE
 from anomalib_ea2d.models.components.backbone import OfflineWeightsError
-from anomalib_ea2d.quiet import quiet_export
-from anomalib_ea2d.report import RunReport
+from anomalib_ea2d.utils.quiet import quiet_export
+from anomalib_ea2d.visualization.report import RunReport
 
 logger = logging.getLogger("anomalib_ea2d.demo")
 

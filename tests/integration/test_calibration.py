@@ -21,7 +21,7 @@ from anomalib.engine import Engine
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from anomalib_ea2d import EA2D
-from anomalib_ea2d.guards import UncalibratedModelError
+from anomalib_ea2d.callbacks.guards import UncalibratedModelError
 from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_folder_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -23,7 +23,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from anomalib_ea2d import EA2D, EA2DModel
-from anomalib_ea2d.data.medical_folder import MedicalFolder
+from anomalib_ea2d.data.datamodules.medical_folder import MedicalFolder
 from anomalib_ea2d.models.image.ea2d.checkpoint import CheckpointFormatError
 from anomalib_ea2d.models.image.ea2d.reference import PREFIX_MAP
 from tests.helpers.cli import cli_env
@@ -221,7 +221,7 @@ def test_cli_wrong_checkpoint_message_and_exit_code(reference_file: Path, data_r
     env = cli_env(OMP_NUM_THREADS="1")
     args = [
         ANOMALIB, "test", "--model", "EA2D", "--model.backbone", "resnet18", "--model.pre_trained", "false",
-        "--model.image_size", str(IMAGE_SIZE), "--data", "anomalib_ea2d.data.medical_folder.MedicalFolder",
+        "--model.image_size", str(IMAGE_SIZE), "--data", "anomalib_ea2d.data.medical_folder.MedicalFolder",  # old path
         "--data.name", "cli", "--data.root", str(data_root), "--data.normal_dir", "train/good",
         "--data.abnormal_dir", "test/bad", "--data.normal_test_dir", "test/good", "--data.num_workers", "0",
         "--trainer.accelerator", "cpu", "--default_root_dir", str(tmp_path), "--ckpt_path", str(reference_file),

@@ -24,7 +24,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from PIL import Image
 
 from anomalib_ea2d import EA2D, RegionOfInterest, SpecificityPostProcessor
-from anomalib_ea2d.roi import Foreground
+from anomalib_ea2d.callbacks.roi import Foreground
 from tests.helpers.ranking import average_precision, f1
 from tests.helpers.recorder import TestRecorder
 from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_disk_dataset

@@ -19,7 +19,7 @@ from anomalib.models import Padim
 
 from anomalib_ea2d import EA2D, RunReport, SpecificityPostProcessor
 from anomalib_ea2d.data import MedicalVolumes
-from anomalib_ea2d.report.page import SECTIONS
+from anomalib_ea2d.visualization.report.page import SECTIONS
 from tests.helpers.ranking import auroc, average_precision, split_by_label
 from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_disk_dataset
 from tests.helpers.volumes import write_nifti_set

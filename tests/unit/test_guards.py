@@ -1,4 +1,4 @@
-"""The numerics guards (anomalib_ea2d.guards): NaN/Inf stops training with its step, leaving no NaN weights."""
+"""The numerics guards (``callbacks.guards``): NaN/Inf stops training with its step, leaving no NaN weights."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from anomalib_ea2d import EA2D, EA2DLoss, EA2DModel
-from anomalib_ea2d.data.medical_folder import MedicalFolder
+from anomalib_ea2d.data.datamodules.medical_folder import MedicalFolder
 
 IMAGE_SIZE = 32
 DIVERGED = r"EA2D (loss became (nan|inf|-inf)|BatchNorm statistics became NaN/Inf) at step [1-9]\d*; .*Lower lr"

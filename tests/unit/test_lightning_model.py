@@ -15,7 +15,7 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from anomalib_ea2d import EA2D, EA2DLoss, EA2DModel
-from anomalib_ea2d.data.medical_folder import MedicalFolder, MedicalPredictDataset
+from anomalib_ea2d.data.datamodules.medical_folder import MedicalFolder, MedicalPredictDataset
 from tests.helpers.cli import cli_env
 
 ANOMALIB = str(Path(sys.executable).parent / "anomalib")
@@ -68,7 +68,7 @@ def test_cli_shows_the_message_and_exits_non_zero(tmp_path: Path) -> None:
     env = cli_env(OMP_NUM_THREADS="1", COLUMNS="200")
     args = [
         ANOMALIB, "train", "--model", "EA2D", "--model.backbone", "nope", "--model.pre_trained", "false",
-        "--data", "anomalib_ea2d.data.medical_folder.MedicalFolder", "--data.name", "cli",
+        "--data", "anomalib_ea2d.data.MedicalFolder", "--data.name", "cli",
         "--data.root", str(tmp_path), "--data.normal_dir", "good", "--default_root_dir", str(tmp_path / "results"),
     ]  # fmt: skip
     result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, check=False)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from anomalib.data import ImageBatch
 
-from anomalib_ea2d.metrics import (
+from anomalib_ea2d.metrics.evaluator import (
     AveragePrecision,
     BestDice,
     Dice,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from anomalib.data import ImageBatch
 
-from anomalib_ea2d.post_processing import SpecificityPostProcessor, threshold_at_fpr
+from anomalib_ea2d.post_processing.specificity_post_processor import SpecificityPostProcessor, threshold_at_fpr
 
 
 @pytest.mark.parametrize("fpr", [0.0, 0.05, 0.1, 0.33])

@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-from anomalib_ea2d.quiet import EXPORT_LOGGERS, quiet_export
+from anomalib_ea2d.utils.quiet import EXPORT_LOGGERS, quiet_export
 
 
 def test_state_is_restored_after_the_block(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from torch.export import Dim
 
+from anomalib_ea2d.callbacks.roi import Foreground
 from anomalib_ea2d.models.image.ea2d.anomaly_map import reduce_map
-from anomalib_ea2d.roi import Foreground
 
 EXPORT_SHAPE = (2, 3, 32, 32)
 SHAPES = [

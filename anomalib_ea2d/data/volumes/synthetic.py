@@ -12,8 +12,11 @@ from typing import Any
 
 from anomalib.utils.path import resolve_dataset_root
 
-from anomalib_ea2d.data.synthetic_brain import MASK_DIR, TEST_ABNORMAL_DIR, TEST_NORMAL_DIR, TRAIN_DIR
-from anomalib_ea2d.data.synthetic_brain_volumes import SyntheticVolumeParams, generate_synthetic_brain_volumes
+from anomalib_ea2d.data.generators.synthetic_brain import MASK_DIR, TEST_ABNORMAL_DIR, TEST_NORMAL_DIR, TRAIN_DIR
+from anomalib_ea2d.data.generators.synthetic_brain_volumes import (
+    SyntheticVolumeParams,
+    generate_synthetic_brain_volumes,
+)
 from anomalib_ea2d.data.volumes.datamodule import MedicalVolumes
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from anomalib_ea2d.benchmark.ablation import build_ablation
 from anomalib_ea2d.models.image.ea2d.components import SelfAttention2d
 from anomalib_ea2d.models.image.ea2d.torch_model import EA2DModel
+from anomalib_ea2d.pipelines.benchmark.ablation import build_ablation
 
 
 def test_ablation_variants_change_what_they_claim() -> None:

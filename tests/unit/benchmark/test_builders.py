@@ -9,7 +9,7 @@ import pytest
 import torch
 import torchvision
 
-from anomalib_ea2d.benchmark.builders import build_model, quiet_lightning, random_torchvision_weights
+from anomalib_ea2d.pipelines.benchmark.builders import build_model, quiet_lightning, random_torchvision_weights
 
 
 def testquiet_lightning_restores_logger_levels_and_warning_filters(caplog: pytest.LogCaptureFixture) -> None:

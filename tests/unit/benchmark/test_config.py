@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from anomalib_ea2d.benchmark.config import PRESET_DIR, GoalThresholds, load_preset
-from anomalib_ea2d.benchmark.goals import goal_checks
+from anomalib_ea2d.pipelines.benchmark.config import PRESET_DIR, GoalThresholds, load_preset
+from anomalib_ea2d.pipelines.benchmark.goals import goal_checks
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from anomalib_ea2d import EA2DModel
-from anomalib_ea2d.benchmark.builders import randomise_eval_state
-from anomalib_ea2d.benchmark.fastpath import (
+from anomalib_ea2d.pipelines.benchmark.builders import randomise_eval_state
+from anomalib_ea2d.pipelines.benchmark.fastpath import (
     TOLERANCE,
     VARIANTS,
     build_variants,

@@ -1,4 +1,4 @@
-"""APTOS 2019 split builder (``anomalib_ea2d.data.aptos2019``) on a small fake competition download."""
+"""APTOS 2019 split builder (``anomalib_ea2d.data.prepare.aptos2019``) on a small fake competition download."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from anomalib_ea2d.data.aptos2019 import prepare_aptos2019
-from anomalib_ea2d.data.splits import TEST_ABNORMAL_DIR, TEST_NORMAL_DIR, TRAIN_DIR, SplitCounts
+from anomalib_ea2d.data.prepare.aptos2019 import prepare_aptos2019
+from anomalib_ea2d.data.prepare.splits import TEST_ABNORMAL_DIR, TEST_NORMAL_DIR, TRAIN_DIR, SplitCounts
 from tests.helpers.raw_splits import names, written_counts
 
 

@@ -1,4 +1,4 @@
-"""Fundus crop (``anomalib_ea2d.data.fundus``): square around the largest bright region, black padding."""
+"""Fundus crop (``anomalib_ea2d.data.prepare.fundus``): square around the largest bright region, black padding."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from anomalib_ea2d.data.fundus import crop_fundus
+from anomalib_ea2d.data.prepare.fundus import crop_fundus
 
 
 def test_crop_fundus_boxes_the_largest_region() -> None:

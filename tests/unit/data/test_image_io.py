@@ -16,7 +16,7 @@ import torch
 from anomalib.data.utils import read_image
 from PIL import Image
 
-from anomalib_ea2d.data.image_io import (
+from anomalib_ea2d.data.readers.image import (
     ImageReadError,
     find_bad_images,
     read_medical_image,

@@ -1,4 +1,4 @@
-"""ISIC2018 task 3 split builder (``anomalib_ea2d.data.isic2018``) on a small fake challenge download."""
+"""ISIC2018 task 3 split builder (``anomalib_ea2d.data.prepare.isic2018``) on a small fake challenge download."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from anomalib_ea2d.data.isic2018 import prepare_isic2018
-from anomalib_ea2d.data.splits import TEST_ABNORMAL_DIR, SplitCounts
+from anomalib_ea2d.data.prepare.isic2018 import prepare_isic2018
+from anomalib_ea2d.data.prepare.splits import TEST_ABNORMAL_DIR, SplitCounts
 from tests.helpers.raw_splits import names, stub
 
 ISIC_CLASSES = ["MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"]

@@ -13,15 +13,15 @@ from anomalib.data import PredictDataset
 from anomalib.data.datasets.image.folder import FolderDataset
 from PIL import Image
 
-from anomalib_ea2d.data.image_io import (
-    ImageReadError,
-)
-from anomalib_ea2d.data.mask_pairing import pair_masks
-from anomalib_ea2d.data.medical_folder import (
+from anomalib_ea2d.data.datamodules.medical_folder import (
     MedicalFolder,
     MedicalFolderDataset,
     MedicalPredictDataset,
 )
+from anomalib_ea2d.data.readers.image import (
+    ImageReadError,
+)
+from anomalib_ea2d.data.readers.mask_pairing import pair_masks
 
 SIZE = 24
 

@@ -1,4 +1,4 @@
-"""OCT2017 split builder (``anomalib_ea2d.data.oct2017``) on a small fake Kermany tree."""
+"""OCT2017 split builder (``anomalib_ea2d.data.prepare.oct2017``) on a small fake Kermany tree."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from anomalib_ea2d.data.oct2017 import prepare_oct2017
-from anomalib_ea2d.data.splits import TEST_ABNORMAL_DIR, TEST_NORMAL_DIR, TRAIN_DIR, SplitCounts
+from anomalib_ea2d.data.prepare.oct2017 import prepare_oct2017
+from anomalib_ea2d.data.prepare.splits import TEST_ABNORMAL_DIR, TEST_NORMAL_DIR, TRAIN_DIR, SplitCounts
 from tests.helpers.raw_splits import names, oct_tree, written_counts
 
 

@@ -14,8 +14,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from anomalib_ea2d import EA2D
-from anomalib_ea2d.data.medical_folder import MedicalPredictDataset
-from anomalib_ea2d.data.predict_reader import (
+from anomalib_ea2d.data.datamodules.medical_folder import MedicalPredictDataset
+from anomalib_ea2d.data.readers.predict import (
     read_predict_paths_with_medical_reader,
     route_volume_predictions,
     volume_datamodule,

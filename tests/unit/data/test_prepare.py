@@ -9,7 +9,7 @@ import pytest
 from anomalib_ea2d.data import PAPER_DATASETS, prepare_dataset
 from anomalib_ea2d.data.prepare import PREPARERS
 from anomalib_ea2d.data.prepare import main as prepare_main
-from anomalib_ea2d.data.splits import SplitCounts
+from anomalib_ea2d.data.prepare.splits import SplitCounts
 from tests.helpers.raw_splits import image, stub, written_counts
 
 
@@ -25,7 +25,7 @@ def test_every_dataset_has_a_preparer_and_paper_counts() -> None:
     assert sorted(PAPER_DATASETS) == sorted(PREPARERS) == ["aptos2019", "br35h", "isic2018", "oct2017"]
     for key, preparer in PREPARERS.items():
         assert preparer.__name__ == f"prepare_{key}"
-        assert preparer.__module__ == f"anomalib_ea2d.data.{key}"
+        assert preparer.__module__ == f"anomalib_ea2d.data.prepare.{key}"
 
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,4 @@
-"""Shared split machinery (``anomalib_ea2d.data.splits``): output protection and link modes."""
+"""Shared split machinery (``anomalib_ea2d.data.prepare.splits``): output protection and link modes."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from anomalib_ea2d.data.oct2017 import prepare_oct2017
-from anomalib_ea2d.data.splits import TRAIN_DIR, SplitCounts
+from anomalib_ea2d.data.prepare.oct2017 import prepare_oct2017
+from anomalib_ea2d.data.prepare.splits import TRAIN_DIR, SplitCounts
 from tests.helpers.raw_splits import oct_tree, written_counts
 
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from anomalib_ea2d.data.synthetic_brain import (
+from anomalib_ea2d.data.generators.synthetic_brain import (
     MANIFEST_NAME,
     MASK_DIR,
     TEST_ABNORMAL_DIR,

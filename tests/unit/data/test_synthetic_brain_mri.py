@@ -1,4 +1,4 @@
-"""SyntheticBrainMRI (``anomalib_ea2d.data.synthetic_brain_mri``): batches, labels, masks, validation split."""
+"""SyntheticBrainMRI (``data.datamodules.synthetic_brain_mri``): batches, labels, masks, validation split."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from anomalib_ea2d.data.synthetic_brain_volumes import (
+from anomalib_ea2d.data.generators.synthetic_brain_volumes import (
     SyntheticVolumeParams,
     generate_synthetic_brain_volumes,
     synthesize_volume,

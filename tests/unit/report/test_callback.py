@@ -12,7 +12,7 @@ import torch
 from anomalib.data import ImageBatch
 
 from anomalib_ea2d import RunReport
-from anomalib_ea2d.report.page import SECTIONS
+from anomalib_ea2d.visualization.report.page import SECTIONS
 from tests.helpers.ranking import auroc
 
 IMAGES, BATCH, SIZE = 3000, 100, 64

@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from anomalib_ea2d.report.curves import StratifiedSample, curve_points, rates_at
+from anomalib_ea2d.visualization.report.curves import StratifiedSample, curve_points, rates_at
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anomalib_ea2d.report.assemble import RunData, build_content, metric_rows
-from anomalib_ea2d.report.curves import StratifiedSample, curve_points
-from anomalib_ea2d.report.page import SECTIONS, Case, ReportContent, VolumeRow, render_html
-from anomalib_ea2d.report.plots import Histogram, curves_figure, histogram_figure, thumbnail
-from anomalib_ea2d.report.volumes import mid_lesion_slice
+from anomalib_ea2d.visualization.report.assemble import RunData, build_content, metric_rows
+from anomalib_ea2d.visualization.report.curves import StratifiedSample, curve_points
+from anomalib_ea2d.visualization.report.page import SECTIONS, Case, ReportContent, VolumeRow, render_html
+from anomalib_ea2d.visualization.report.plots import Histogram, curves_figure, histogram_figure, thumbnail
+from anomalib_ea2d.visualization.report.volumes import mid_lesion_slice
 
 
 def _size(picture: bytes) -> tuple[int, int]:

@@ -9,7 +9,7 @@ view's ``max`` (the paper's reference code), ``mean`` or ``topk`` (mean of the h
 ``top_k_fraction`` of the map: robust to a single hot cell) at feature resolution.
 
 With a region of interest (a ``[B, 1, H, W]`` 0/1 mask at input size, e.g. from
-:class:`~anomalib_ea2d.roi.Foreground`), the final map is zero outside it and the image score is
+:class:`~anomalib_ea2d.callbacks.roi.Foreground`), the final map is zero outside it and the image score is
 reduced over the feature cells that lie mostly inside it.
 
 With a fitted :class:`~anomalib_ea2d.models.image.ea2d.components.standardization.MapStandardizer` (``standardizer``),

@@ -25,7 +25,7 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import optim
 
 from anomalib_ea2d._hook import register
-from anomalib_ea2d.guards import (
+from anomalib_ea2d.callbacks.guards import (
     CalibrationGuard,
     CheckpointGuard,
     InputGuard,
@@ -33,8 +33,9 @@ from anomalib_ea2d.guards import (
     ValidateAfterTraining,
     WarnUncalibratedExport,
 )
-from anomalib_ea2d.image_scores import ImageScores
-from anomalib_ea2d.metrics import ea2d_evaluator
+from anomalib_ea2d.callbacks.image_scores import ImageScores
+from anomalib_ea2d.callbacks.roi import foreground_for
+from anomalib_ea2d.metrics.evaluator import ea2d_evaluator
 from anomalib_ea2d.models.image.ea2d.anomaly_map import ScoreReduction
 from anomalib_ea2d.models.image.ea2d.checkpoint import OfflineCheckpointLoading
 from anomalib_ea2d.models.image.ea2d.loss import EA2DLoss
@@ -46,7 +47,6 @@ from anomalib_ea2d.models.image.ea2d.recipe import (
     encoder_learning_rate,
 )
 from anomalib_ea2d.models.image.ea2d.torch_model import EA2DModel
-from anomalib_ea2d.roi import foreground_for
 
 
 class EA2D(OfflineCheckpointLoading, WarnUncalibratedExport, AnomalibModule):
@@ -73,13 +73,13 @@ class EA2D(OfflineCheckpointLoading, WarnUncalibratedExport, AnomalibModule):
         metrics: Metrics of the default evaluator: ``"ea2d"`` (image AUROC/F1, pixel AUROC/PRO) or
             ``"anomalib"`` (anomalib's default image AUROC/F1, pixel AUROC/F1, the set the built-in
             models report; ``anomalib benchmark`` needs one metric set across all its models).
-            ``"medical"``: :func:`~anomalib_ea2d.metrics.medical_evaluator` (AUROC, AP, Dice,
+            ``"medical"``: :func:`~anomalib_ea2d.metrics.evaluator.medical_evaluator` (AUROC, AP, Dice,
             sensitivity at the operating point and at 95 % specificity).
         pre_processor: Pre-processor, or ``True`` for Resize(``image_size``) + ImageNet normalisation.
         post_processor: Post-processor, or ``True`` for anomalib's default.
         evaluator: Evaluator, or ``True`` for the metric set chosen by ``metrics``.
         visualizer: Visualizer, or ``True`` for anomalib's image visualizer.
-        roi: Region of interest computed from the input (:class:`~anomalib_ea2d.roi.Foreground`):
+        roi: Region of interest computed from the input (:class:`~anomalib_ea2d.callbacks.roi.Foreground`):
             ``None``/``False`` (the paper: whole image), ``True`` (default settings) or a dict of
             ``threshold``/``closing``/``erosion``; the map is zero outside it and the score taken inside.
         top_k_fraction: Fraction of the map averaged by ``score_reduction="topk"``.
@@ -202,9 +202,9 @@ class EA2D(OfflineCheckpointLoading, WarnUncalibratedExport, AnomalibModule):
     def configure_callbacks(self) -> list[Callback]:
         """Anomalib's component callbacks, the safety guards and (``standardize_maps``) the map statistics' fitting.
 
-        :class:`~anomalib_ea2d.guards.ValidateAfterTraining` calibrates the post-processor after the
-        last step of any run; :class:`~anomalib_ea2d.guards.CalibrationGuard` stops test/predict of
-        a model that was never calibrated; :class:`~anomalib_ea2d.image_scores.ImageScores` writes
+        :class:`~anomalib_ea2d.callbacks.guards.ValidateAfterTraining` calibrates the post-processor after the
+        last step of any run; :class:`~anomalib_ea2d.callbacks.guards.CalibrationGuard` stops test/predict of
+        a model that was never calibrated; :class:`~anomalib_ea2d.callbacks.image_scores.ImageScores` writes
         ``image_scores.csv`` (unless the trainer has its own).
         """
         callbacks = super().configure_callbacks()

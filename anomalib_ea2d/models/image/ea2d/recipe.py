@@ -16,7 +16,7 @@ from anomalib.models.components import AnomalibModule
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import Timer
 
-from anomalib_ea2d.metrics import medical_evaluator
+from anomalib_ea2d.metrics.evaluator import medical_evaluator
 from anomalib_ea2d.models.image.ea2d.torch_model import INPUT_MULTIPLE
 
 logger = logging.getLogger("anomalib_ea2d.models.image.ea2d.lightning_model")

@@ -121,7 +121,7 @@ class EA2DModel(nn.Module):
             loss must then weight the second view and the contrastive term with 0) and eval
             scores and maps come from the one view (without a region of interest).
         roi: Module mapping the input images to a ``[B, 1, H, W]`` 0/1 region of interest (e.g.
-            :class:`~anomalib_ea2d.roi.Foreground`); the map is zero outside it and the score taken
+            :class:`~anomalib_ea2d.callbacks.roi.Foreground`); the map is zero outside it and the score taken
             inside it. ``None`` (the paper): the whole image.
         top_k_fraction: Fraction of the map averaged by the ``"topk"`` score reduction.
         standardize_maps: Standardise each view's map per position by the maps of normal training

@@ -8,8 +8,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from anomalib_ea2d.callbacks.volume_results import VolumeResults, reduce_scores, write_anomaly_map
 from anomalib_ea2d.data.volumes.records import SlicingOptions, inspect_volume
-from anomalib_ea2d.data.volumes.results import VolumeResults, reduce_scores, write_anomaly_map
 from tests.helpers.volumes import head
 
 
