@@ -44,7 +44,7 @@ MOVED: dict[str, str] = {
     "anomalib_ea2d.components.batchnorm": "anomalib_ea2d.models.components.batchnorm",
     "anomalib_ea2d.components.fusion": "anomalib_ea2d.models.components.fusion",
     # callbacks, visualisation, utilities and the benchmark pipeline, for any anomalib model
-    "anomalib_ea2d.guards": "anomalib_ea2d.callbacks.guards",
+    "anomalib_ea2d.guards": "anomalib_ea2d.models.image.ea2d.guards",
     "anomalib_ea2d.image_scores": "anomalib_ea2d.callbacks.image_scores",
     "anomalib_ea2d.raw_scores": "anomalib_ea2d.callbacks.raw_predictions",
     "anomalib_ea2d.roi": "anomalib_ea2d.callbacks.roi",

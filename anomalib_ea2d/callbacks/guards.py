@@ -1,24 +1,18 @@
-"""Safety guards that the EA2D Lightning module attaches to every trainer it runs in.
+"""Safety guards: Lightning callbacks that stop a run before NaN/Inf or uncalibrated thresholds do damage.
 
-They are Lightning callbacks returned by ``EA2D.configure_callbacks()`` (the way anomalib attaches
-its pre- and post-processor), so the module itself holds only the recipe and the steps:
+EA2D attaches them to every trainer it runs in (``EA2D.configure_callbacks()``, the way anomalib
+attaches its pre- and post-processor, together with its checkpoint guards in
+:mod:`anomalib_ea2d.models.image.ea2d.guards`); they work with any anomalib model as callbacks:
 
 * :class:`NumericsGuard` stops training with the step number as soon as the input batch, the loss,
   a BatchNorm statistic, a gradient or a validation/test output is NaN/Inf, before the weights are
   damaged, and leaves no NaN/Inf statistic in the model.
-* :class:`InputGuard` makes the trainer check the files it loads: checkpoints (clear errors for a
-  wrong ``--ckpt_path``) and the images of a plain ``anomalib predict --data <folder>`` (read
-  through the medical-image reader, which lists every broken file).
-* :class:`CheckpointGuard` refuses to write a checkpoint holding NaN/Inf weights or
-  post-processing statistics.
 * :class:`ValidateAfterTraining` makes the trainer validate after the last training step, also when
   training stops inside an epoch (``max_steps``), so the post-processor's thresholds and
   normalisation are always fitted to the final weights.
 * :class:`CalibrationGuard` stops ``test``/``predict`` of a model whose post-processor was never
   calibrated (NaN thresholds) with one message saying what to do, instead of printing metrics of
   NaN thresholds; :func:`warn_if_uncalibrated` says so when such a model is exported.
-
-The last two work with any anomalib model.
 """
 
 from __future__ import annotations
@@ -32,12 +26,10 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 
-from anomalib_ea2d.data.readers.predict import read_predict_paths_with_medical_reader
-from anomalib_ea2d.models.image.ea2d.checkpoint import CheckpointFormatError, guard_trainer_checkpoints
-
 logger = logging.getLogger(__name__)
 
-_ADVICE = "Lower lr/encoder_lr, check the input images for NaN/Inf, or keep gradient clipping on."
+DIVERGENCE_ADVICE = "Lower lr/encoder_lr, check the input images for NaN/Inf, or keep gradient clipping on."
+"""What the messages of a diverged run advise."""
 _STOPPED = "training stopped before the weights turn into NaN"
 
 
@@ -112,7 +104,11 @@ class NumericsGuard(Callback):
         if not statistics_ok:
             self._restore(statistics)
         problem = "BatchNorm statistics became NaN/Inf" if loss_ok else f"loss became {loss.item()}"
-        advice = _ADVICE if input_ok else "The input batch holds NaN/Inf pixels: check the input images for NaN/Inf."
+        advice = (
+            DIVERGENCE_ADVICE
+            if input_ok
+            else "The input batch holds NaN/Inf pixels: check the input images for NaN/Inf."
+        )
         msg = f"EA2D {problem} at step {trainer.global_step}; {_STOPPED}. {advice}"
         raise FloatingPointError(msg)
 
@@ -127,7 +123,7 @@ class NumericsGuard(Callback):
         del optimizer
         grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
         if grads and not torch.isfinite(torch.nn.utils.get_total_norm(grads)):
-            msg = f"EA2D gradients became NaN/Inf at step {trainer.global_step}; {_STOPPED}. {_ADVICE}"
+            msg = f"EA2D gradients became NaN/Inf at step {trainer.global_step}; {_STOPPED}. {DIVERGENCE_ADVICE}"
             raise FloatingPointError(msg)
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -143,7 +139,7 @@ class NumericsGuard(Callback):
         if trainer.state.fn == TrainerFn.FITTING:
             msg = (
                 f"EA2D validation scores became NaN/Inf at step {trainer.global_step}; training stopped before "
-                f"thresholds or a checkpoint are computed from them. {_ADVICE}"
+                f"thresholds or a checkpoint are computed from them. {DIVERGENCE_ADVICE}"
             )
         else:
             msg = (
@@ -277,63 +273,9 @@ class CalibrationGuard(Callback):
             raise UncalibratedModelError(_uncalibrated_message(pl_module, "predict"))
 
 
-def _unsaveable(name: str, tensor: torch.Tensor) -> bool:
-    """Whether a checkpoint entry is broken: NaN/Inf, except the NaN of not yet calibrated post-processing."""
-    if name.startswith("post_processor."):
-        return bool(torch.isinf(tensor).any())
-    return not bool(torch.isfinite(tensor).all())
-
-
-class InputGuard(Callback):
-    """Check the checkpoints and the predict images a trainer loads.
-
-    Example:
-        >>> from lightning.pytorch import Trainer
-        >>> trainer = Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
-        >>> InputGuard().setup(trainer, None, "test")
-        >>> type(trainer.strategy.checkpoint_io).__name__
-        'GuardedCheckpointIO'
-    """
-
-    def setup(self, trainer: Trainer, pl_module: LightningModule | None, stage: str) -> None:
-        """Install the checked checkpoint IO and predict reader (before Lightning restores ``--ckpt_path``)."""
-        del pl_module, stage
-        guard_trainer_checkpoints(trainer)
-        read_predict_paths_with_medical_reader(trainer)
-
-
-class CheckpointGuard(Callback):
-    """Never write a checkpoint with NaN/Inf weights or post-processing statistics.
-
-    Example:
-        >>> CheckpointGuard().on_save_checkpoint(None, None, {"state_dict": {"w": torch.ones(2)}})
-    """
-
-    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
-        """Refuse a checkpoint whose weights hold NaN/Inf or whose post-processing statistics hold Inf.
-
-        Post-processing statistics are NaN until a validation has calibrated them; that stays allowed.
-        """
-        del pl_module
-        step = trainer.global_step if trainer is not None else "?"
-        bad = [
-            name
-            for name, tensor in checkpoint.get("state_dict", {}).items()
-            if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and _unsaveable(name, tensor)
-        ]
-        if bad:
-            shown = ", ".join(bad[:5]) + (f" ... ({len(bad)} in all)" if len(bad) > 5 else "")
-            msg = (
-                f"EA2D refused to write a checkpoint at step {step}: {shown} hold NaN/Inf, so the "
-                f"model has diverged. {_ADVICE}"
-            )
-            raise CheckpointFormatError(msg)
-
-
 __all__ = [
+    "DIVERGENCE_ADVICE",
     "CalibrationGuard",
-    "CheckpointGuard",
-    "InputGuard",
     "NumericsGuard",
     "UncalibratedModelError",
     "ValidateAfterTraining",

@@ -9,9 +9,6 @@ structures inside, such as ventricles) and an erosion (drops the rim) — with t
 
 Two ways to use it:
 
-- EA2D: ``EA2D(roi=True)`` or ``--model.roi '{threshold: 0.05, closing: 7, erosion: 2}'``; the ROI
-  is part of :class:`~anomalib_ea2d.EA2DModel`, saved with the checkpoint's hyper-parameters and
-  included in every export.
 - Any anomalib model (PatchCore, Reverse Distillation, ...): the :class:`RegionOfInterest` callback
   (``--trainer.callbacks+=anomalib_ea2d.RegionOfInterest``) adds a forward hook to the model's torch
   model that zeroes the anomaly map outside the ROI and takes the image score again as the maximum
@@ -20,6 +17,15 @@ Two ways to use it:
   (``Engine.export`` after ``fit``/``test`` with the callback); ``anomalib export --ckpt_path``
   alone exports the model without ROI. It replaces the model's own image score (PatchCore's
   re-weighted nearest-neighbour score becomes the maximum of the masked map).
+- A model that applies a region of interest itself implements :class:`AppliesRegionOfInterest`
+  (its Lightning module has ``set_region_of_interest(foreground)``); the callback then hands it the
+  :class:`Foreground` instead of adding its hook, and the model keeps its own image score. EA2D does
+  this (``EA2D(roi=True)`` or ``--model.roi '{threshold: 0.05, closing: 7, erosion: 2}'`` sets it
+  from the start: the ROI is then part of the model, saved with the checkpoint's hyper-parameters
+  and included in every export).
+
+Either way the torch model's ``roi_foreground`` (:data:`ROI_ATTRIBUTE`) holds the :class:`Foreground`
+in use; a model that has one already is left as it is.
 
 The threshold is in the intensity units of the image *before* normalisation ([0, 1]); the
 normalisation (mean/std) is read from the model's pre-processor, so the ROI is the same whatever
@@ -30,16 +36,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-from anomalib_ea2d.models.image.ea2d.anomaly_map import SCORE_REDUCTIONS, ScoreReduction, reduce_map
+from anomalib_ea2d.models.components.score_reduction import SCORE_REDUCTIONS, ScoreReduction, reduce_map
 
 logger = logging.getLogger(__name__)
+
+ROI_ATTRIBUTE = "roi_foreground"
+"""Attribute of the torch model (``pl_module.model``) that holds the :class:`Foreground` in use, if any."""
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -145,6 +154,21 @@ def foreground_for(module: nn.Module, settings: bool | dict[str, Any] | None) ->
     return Foreground(**options, mean=mean, std=std)
 
 
+@runtime_checkable
+class AppliesRegionOfInterest(Protocol):
+    """A Lightning module that applies a region of interest itself, with its own image score.
+
+    :class:`RegionOfInterest` calls ``set_region_of_interest`` once, before any validation, test or
+    prediction, unless the torch model already holds a :class:`Foreground` in ``roi_foreground``.
+    The module must then mask its anomaly maps and score inside ``foreground`` in eval mode and keep
+    the foreground in ``self.model.roi_foreground`` (:data:`ROI_ATTRIBUTE`), so that a second
+    callback, or the same one in a later run, leaves it as it is.
+    """
+
+    def set_region_of_interest(self, foreground: Foreground) -> None:
+        """Apply ``foreground`` to the module's anomaly maps and image scores from now on."""
+
+
 class _ROIHook:
     """Forward hook: mask an eval-mode ``InferenceBatch``'s anomaly map and recompute its score."""
 
@@ -172,9 +196,10 @@ class RegionOfInterest(Callback):
 
     Installs, once, a forward hook on the Lightning module's torch model (``pl_module.model``)
     that zeroes the eval-mode anomaly map outside :class:`Foreground` and takes the image score
-    again from the masked map. On EA2D (without its own ``roi``) it sets the model's ROI instead,
-    which keeps EA2D's per-view scores (and its ``score_reduction``). The hook runs in validation,
-    test, predict and in an export made in the same process; see the module docstring for its limits.
+    again from the masked map. A module that implements :class:`AppliesRegionOfInterest` (EA2D)
+    gets the foreground through its ``set_region_of_interest`` instead, and keeps its own scores
+    (EA2D: per view, with its ``score_reduction``). The hook runs in validation, test, predict and
+    in an export made in the same process; see the module docstring for its limits.
 
     Args:
         threshold: See :class:`Foreground`.
@@ -211,14 +236,14 @@ class RegionOfInterest(Callback):
             name = type(pl_module).__name__
             msg = f"RegionOfInterest needs an anomalib model with its torch model in .model; {name} has none."
             raise TypeError(msg)
-        if isinstance(getattr(model, "roi_foreground", None), nn.Module):
-            return  # already has a region of interest (e.g. EA2D(roi=...))
+        if isinstance(getattr(model, ROI_ATTRIBUTE, None), nn.Module):
+            return  # already has a region of interest (e.g. EA2D(roi=...), or this callback ran before)
         foreground = foreground_for(pl_module, self.settings)
         assert foreground is not None
-        if hasattr(model, "roi_foreground"):  # EA2DModel: its own ROI input, its own score reduction
-            model.roi_foreground = foreground
+        if isinstance(pl_module, AppliesRegionOfInterest):  # its own ROI input, its own image score
+            pl_module.set_region_of_interest(foreground)
         else:
-            model.add_module("roi_foreground", foreground)  # moves with the model (.to(device))
+            model.add_module(ROI_ATTRIBUTE, foreground)  # moves with the model (.to(device))
             model.register_forward_hook(_ROIHook(foreground, self.score_reduction, self.top_k_fraction))
         logger.info("Region of interest on %s: %s.", type(pl_module).__name__, foreground.extra_repr())
 
@@ -228,4 +253,11 @@ class RegionOfInterest(Callback):
         self.apply(pl_module)
 
 
-__all__ = ["Foreground", "RegionOfInterest", "foreground_for", "input_normalization"]
+__all__ = [
+    "ROI_ATTRIBUTE",
+    "AppliesRegionOfInterest",
+    "Foreground",
+    "RegionOfInterest",
+    "foreground_for",
+    "input_normalization",
+]

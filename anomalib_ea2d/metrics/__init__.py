@@ -49,7 +49,8 @@ _EXPORTS = {
     "medical_evaluator": "anomalib_ea2d.metrics.evaluator",
     "ranks_scores": "anomalib_ea2d.metrics.evaluator",
     "use_raw_score_evaluator": "anomalib_ea2d.metrics.evaluator",
-    "ea2d_evaluator": "anomalib_ea2d.metrics.evaluator",
+    # The old module anomalib_ea2d.metrics held EA2D's metric set; the name stays importable from here.
+    "ea2d_evaluator": "anomalib_ea2d.models.image.ea2d.recipe",
 }
 
 __all__ = [

@@ -1,6 +1,6 @@
 """The evaluator that ranks raw scores, and the metric set medical anomaly-detection papers report.
 
-:class:`RawScoreEvaluator` (what :func:`medical_evaluator` and :func:`ea2d_evaluator` build) computes
+:class:`RawScoreEvaluator` (what :func:`medical_evaluator` and EA2D's evaluators build) computes
 the ranking metrics (AUROC, AP, AUPRO, best Dice, sensitivity at a specificity) on the model's raw
 scores and maps, kept before the post-processor normalised and clipped them
 (:class:`~anomalib_ea2d.callbacks.raw_predictions.RawPredictions`), and the metrics of the operating point (F1,
@@ -161,25 +161,7 @@ def medical_evaluator(min_specificity: float = 0.95) -> Evaluator:
     )
 
 
-def ea2d_evaluator() -> Evaluator:
-    """EA2D's default metric set: image AUROC/F1 and, where masks exist, pixel AUROC and PRO.
-
-    Example:
-        >>> [metric.name for metric in ea2d_evaluator().test_metrics]
-        ['image_AUROC', 'image_F1Score', 'pixel_AUROC', 'pixel_PRO']
-    """
-    return RawScoreEvaluator(
-        test_metrics=[
-            AUROC(fields=["pred_score", "gt_label"], prefix="image_"),
-            F1Score(fields=["pred_label", "gt_label"], prefix="image_"),
-            AUROC(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
-            PRO(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
-        ],
-    )
-
-
 __all__ = [
-    "ea2d_evaluator",
     "medical_evaluator",
     "RANKING_METRICS",
     "RawScoreEvaluator",

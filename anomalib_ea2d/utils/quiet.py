@@ -1,4 +1,7 @@
-"""Quiet export: silence the ONNX exporter's chatter in this project's entry points, and only there.
+"""Quiet blocks: chatty loggers, warnings (and ``stdout``) silenced while a block runs, restored after.
+
+:func:`quiet` is the one context manager; :func:`quiet_export` is it for the ONNX exporter, and the
+benchmark's ``quiet_lightning`` for training chatter.
 
 Every ONNX/OpenVINO export through anomalib prints ~150 INFO lines from the ONNX optimiser
 (``onnx_ir``, ``onnxscript``) when the root logger is at INFO, the exporter's progress lines, and a
@@ -24,7 +27,7 @@ import io
 import logging
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 EXPORT_LOGGERS: tuple[str, ...] = (
     "onnxscript",
@@ -42,23 +45,40 @@ EXPORT_LOGGERS: tuple[str, ...] = (
 
 
 @contextlib.contextmanager
-def quiet_export(level: int = logging.ERROR) -> Iterator[None]:
-    """Silence export loggers (to ``level``), warnings and ``stdout`` inside the block; restore them after."""
-    loggers = [logging.getLogger(name) for name in EXPORT_LOGGERS]
-    levels = [item.level for item in loggers]
+def quiet(loggers: Iterable[str], level: int = logging.ERROR, *, capture_stdout: bool = False) -> Iterator[None]:
+    """Silence ``loggers`` (to ``level``) and warnings inside the block, and ``stdout`` too with ``capture_stdout``.
+
+    The loggers' levels and the warning filters are restored afterwards. If the block raises, the
+    captured ``stdout`` is written to ``stderr`` before the error propagates.
+
+    Example:
+        >>> with quiet(["chatty"]):
+        ...     logging.getLogger("chatty").level == logging.ERROR
+        True
+        >>> logging.getLogger("chatty").level
+        0
+    """
+    handles = [logging.getLogger(name) for name in loggers]
+    levels = [handle.level for handle in handles]
     captured = io.StringIO()
+    redirect = contextlib.redirect_stdout(captured) if capture_stdout else contextlib.nullcontext()
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(captured):
+        with warnings.catch_warnings(), redirect:
             warnings.simplefilter("ignore")
-            for item in loggers:
-                item.setLevel(level)
+            for handle in handles:
+                handle.setLevel(level)
             yield
     except BaseException:
         sys.stderr.write(captured.getvalue())
         raise
     finally:
-        for item, saved in zip(loggers, levels, strict=True):
-            item.setLevel(saved)
+        for handle, saved in zip(handles, levels, strict=True):
+            handle.setLevel(saved)
 
 
-__all__ = ["EXPORT_LOGGERS", "quiet_export"]
+def quiet_export(level: int = logging.ERROR) -> contextlib.AbstractContextManager[None]:
+    """:func:`quiet` for an export: the :data:`EXPORT_LOGGERS`, warnings and ``stdout``."""
+    return quiet(EXPORT_LOGGERS, level, capture_stdout=True)
+
+
+__all__ = ["EXPORT_LOGGERS", "quiet", "quiet_export"]

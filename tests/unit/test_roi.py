@@ -7,7 +7,7 @@ import torch
 
 from anomalib_ea2d import EA2D
 from anomalib_ea2d.callbacks.roi import Foreground, foreground_for, input_normalization
-from anomalib_ea2d.models.image.ea2d.anomaly_map import reduce_map
+from anomalib_ea2d.models.components.score_reduction import reduce_map
 from anomalib_ea2d.models.image.ea2d.torch_model import EA2DModel
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

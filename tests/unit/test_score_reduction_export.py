@@ -10,7 +10,7 @@ from torch import nn
 from torch.export import Dim
 
 from anomalib_ea2d.callbacks.roi import Foreground
-from anomalib_ea2d.models.image.ea2d.anomaly_map import reduce_map
+from anomalib_ea2d.models.components.score_reduction import reduce_map
 
 EXPORT_SHAPE = (2, 3, 32, 32)
 SHAPES = [

@@ -20,14 +20,11 @@ from anomalib.utils.path import resolve_dataset_root
 from torchvision.transforms.v2 import Transform
 
 from anomalib_ea2d.data.generators.synthetic_brain import (
-    MASK_DIR,
-    TEST_ABNORMAL_DIR,
-    TEST_NORMAL_DIR,
-    TRAIN_DIR,
     SyntheticBrainParams,
     generate_synthetic_brain,
     is_up_to_date,
 )
+from anomalib_ea2d.data.layout import LESION_MASK_DIR, TEST_LESION_DIR, TEST_NORMAL_DIR, TRAIN_DIR
 
 
 class SyntheticBrainMRI(Folder):
@@ -115,9 +112,9 @@ class SyntheticBrainMRI(Folder):
             name="SyntheticBrainMRI",
             root=resolve_dataset_root(root, "SyntheticBrainMRI"),
             normal_dir=TRAIN_DIR,
-            abnormal_dir=TEST_ABNORMAL_DIR,
+            abnormal_dir=TEST_LESION_DIR,
             normal_test_dir=TEST_NORMAL_DIR,
-            mask_dir=MASK_DIR,
+            mask_dir=LESION_MASK_DIR,
             extensions=(".png",),
             train_batch_size=train_batch_size,
             eval_batch_size=eval_batch_size,

@@ -1,11 +1,11 @@
 """Anatomy of the synthetic brain generators: the MNI152 template and the deformation of each simulated subject.
 
 Shared by the 2-D slice generator (:mod:`anomalib_ea2d.data.generators.synthetic_brain`) and the volume
-generator (:mod:`anomalib_ea2d.data.generators.synthetic_brain_volumes`): :func:`_load_atlas` loads the MNI152
+generator (:mod:`anomalib_ea2d.data.generators.synthetic_brain_volumes`): :func:`load_atlas` loads the MNI152
 2009 T1 template, brain mask and white-matter map shipped inside the ``nilearn`` wheel (nothing is
-downloaded), cropped to the axial slab the images come from; :func:`_sampling_coordinates` maps
+downloaded), cropped to the axial slab the images come from; :func:`sampling_coordinates` maps
 every output pixel into the template through a subject's random affine transform and smooth elastic
-displacement; :func:`_rotation` and :func:`_smooth_noise` are the small helpers both generators and
+displacement; :func:`rotation` and :func:`smooth_noise` are the small helpers both generators and
 their lesion painters use. Every random draw comes from the ``rng`` passed in, in a fixed order, so
 a subject's anatomy depends only on its random stream.
 """
@@ -24,7 +24,7 @@ FIELD_OF_VIEW_MM = 210.0
 
 
 @dataclass
-class _Atlas:
+class Atlas:
     """The template volumes, cropped to the axial slab the slices come from."""
 
     t1_coeffs: np.ndarray  # cubic-spline coefficients of the masked T1 crop
@@ -35,7 +35,8 @@ class _Atlas:
 
 
 @lru_cache(maxsize=2)
-def _load_atlas(slice_range: tuple[float, float]) -> _Atlas:
+def load_atlas(slice_range: tuple[float, float]) -> Atlas:
+    """The MNI152 template, brain mask and white-matter map, cropped to the axial ``slice_range`` of the brain."""
     from nilearn import datasets  # noqa: PLC0415 - heavy import, only needed when generating
 
     t1 = np.asarray(datasets.load_mni152_template(resolution=1).get_fdata(dtype=np.float32))
@@ -52,7 +53,7 @@ def _load_atlas(slice_range: tuple[float, float]) -> _Atlas:
     z1 = min(math.ceil(z_hi) + margin + 1, t1.shape[2])
     crop = np.s_[:, :, z0:z1]
     t1_crop = t1[crop] * mask[crop]
-    return _Atlas(
+    return Atlas(
         t1_coeffs=ndimage.spline_filter(t1_crop, order=3, output=np.float32),
         mask=np.ascontiguousarray(mask[crop]),
         wm=np.ascontiguousarray(wm[crop]),
@@ -61,7 +62,8 @@ def _load_atlas(slice_range: tuple[float, float]) -> _Atlas:
     )
 
 
-def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """``3 x 3`` rotation matrix: ``yaw`` about z, then ``pitch`` about y, then ``roll`` about x (radians)."""
     cz, sz = math.cos(yaw), math.sin(yaw)
     cy, sy = math.cos(pitch), math.sin(pitch)
     cx, sx = math.cos(roll), math.sin(roll)
@@ -71,9 +73,9 @@ def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return rz @ ry @ rx
 
 
-def _sampling_coordinates(
+def sampling_coordinates(
     rng: np.random.Generator,
-    atlas: _Atlas,
+    atlas: Atlas,
     slice_offsets: np.ndarray,
     size: int,
 ) -> np.ndarray:
@@ -102,7 +104,7 @@ def _sampling_coordinates(
     angles = np.deg2rad([rng.uniform(-10, 10), rng.uniform(-4, 4), rng.uniform(-4, 4)])
     scales = rng.uniform(0.93, 1.07, size=3)
     shift = np.array([rng.uniform(-4, 4), rng.uniform(-4, 4), 0.0])
-    moved = (_rotation(*angles) * scales) @ points + shift[:, None]
+    moved = (rotation(*angles) * scales) @ points + shift[:, None]
 
     # Elastic part: random displacements (about 3 mm) on a 20 mm control lattice, cubic B-spline.
     lattice_step = 20.0
@@ -119,7 +121,10 @@ def _sampling_coordinates(
     return np.stack([ndimage.zoom(c, zoom, order=1, grid_mode=False) for c in coords]).astype(np.float32)
 
 
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
+def smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
     """Gaussian-filtered white noise rescaled to zero mean and unit standard deviation."""
     noise = ndimage.gaussian_filter(rng.standard_normal(shape), sigma)
     return (noise - noise.mean()) / (noise.std() + 1e-8)
+
+
+__all__ = ["FIELD_OF_VIEW_MM", "Atlas", "load_atlas", "rotation", "sampling_coordinates", "smooth_noise"]

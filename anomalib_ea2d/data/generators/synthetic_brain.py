@@ -24,7 +24,8 @@ manifest holding a hash of the parameters: the set is regenerated only when they
 
 This module holds the parameters, the rendering of a subject's slices and the cached generator; the
 template and the subjects' deformation are in :mod:`anomalib_ea2d.data.generators.anatomy`, the
-lesion painting in :mod:`anomalib_ea2d.data.generators.lesions`.
+lesion painting in :mod:`anomalib_ea2d.data.generators.lesions`, the cache (manifest, swap into
+place) in :mod:`anomalib_ea2d.data.generators.cache`.
 
 Example:
     >>> import tempfile
@@ -37,48 +38,42 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
-import os
-import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from anomalib_ea2d.data.generators.anatomy import _load_atlas, _sampling_coordinates
-from anomalib_ea2d.data.generators.lesions import _draw_lesions
+from anomalib_ea2d.data.generators.anatomy import load_atlas, sampling_coordinates
+from anomalib_ea2d.data.generators.cache import (
+    SPLIT_NAMES,
+    SPLITS,
+    GeneratorParams,
+    check_writable,
+    is_up_to_date,
+    staging_folder,
+    swap_in,
+)
+from anomalib_ea2d.data.generators.lesions import draw_lesions
+from anomalib_ea2d.data.layout import LESION_MASK_DIR
 
 logger = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 2
 """Bumped whenever the rendering changes, so cached sets made by older code are regenerated."""
 
-MANIFEST_NAME = "manifest.json"
-TRAIN_DIR = "train/good"
-TEST_NORMAL_DIR = "test/good"
-TEST_ABNORMAL_DIR = "test/lesion"
-MASK_DIR = "ground_truth/lesion"
-
 NORMALISED_P99 = 0.75
 """Grey value (in [0, 1]) that the 99th percentile of a lesion-free volume's brain voxels maps to."""
 
-_SPLITS: tuple[tuple[str, str, bool], ...] = (  # (split, folder, with lesions)
-    ("train", TRAIN_DIR, False),
-    ("test_normal", TEST_NORMAL_DIR, False),
-    ("test_abnormal", TEST_ABNORMAL_DIR, True),
-)
-
 
 @dataclass(frozen=True)
-class SyntheticBrainParams:
+class SyntheticBrainParams(GeneratorParams):
     """Parameters of the synthetic brain-MRI set; every field enters the cache hash.
 
     Args:
@@ -108,14 +103,12 @@ class SyntheticBrainParams:
     lesion_radius_mm: tuple[float, float] = (4.0, 11.0)
     slice_range: tuple[float, float] = (0.45, 0.75)
 
+    VERSION: ClassVar[int] = GENERATOR_VERSION
+    FILE_PATTERN: ClassVar[str] = "*.png"
+    PAIRS: ClassVar[tuple[str, ...]] = ("lesions_per_image", "lesion_radius_mm", "slice_range")
+
     def __post_init__(self) -> None:
-        # Accept lists (e.g. from YAML) for the range fields and store tuples, so hashing is stable.
-        for name in ("lesions_per_image", "lesion_radius_mm", "slice_range"):
-            value = getattr(self, name)
-            if len(value) != 2:
-                msg = f"SyntheticBrainParams.{name} must be a pair (low, high), got {value!r}."
-                raise ValueError(msg)
-            object.__setattr__(self, name, tuple(value))
+        self.store_pairs()  # lists (e.g. from YAML) stored as tuples, so hashing is stable
         self._validate()
 
     def _validate(self) -> None:
@@ -134,15 +127,6 @@ class SyntheticBrainParams:
             if not ok:
                 msg = f"Invalid synthetic brain parameters: {message}; got {self}."
                 raise ValueError(msg)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary of the parameters (tuples as lists)."""
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
-
-    def digest(self) -> str:
-        """Short hash of the parameters and the generator version; the cache key."""
-        payload = json.dumps({"version": GENERATOR_VERSION, **self.to_dict()}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -187,20 +171,20 @@ def synthesize_subject(
         >>> subject.images.shape, bool(subject.lesion_masks.any(axis=(1, 2)).all())
         ((2, 64, 64), True)
     """
-    names = [name for name, _, _ in _SPLITS]
+    names = list(SPLIT_NAMES)
     if split not in names:
         msg = f"Unknown synthetic brain split {split!r}; use one of {names}."
         raise ValueError(msg)
     with_lesions = split == "test_abnormal"
     n = params.slices_per_subject if num_slices is None else num_slices
     size = params.image_size
-    atlas = _load_atlas(params.slice_range)
+    atlas = load_atlas(params.slice_range)
     rng = np.random.default_rng([params.seed, names.index(split), index])
 
     # Stratified axial positions within the mid-brain slab.
     z_lo, z_hi = atlas.z_limits
     z = z_lo + (np.arange(n) + rng.uniform(0.1, 0.9, size=n)) * (z_hi - z_lo) / n
-    coords = _sampling_coordinates(rng, atlas, z - atlas.centre[2], size).reshape(3, -1)
+    coords = sampling_coordinates(rng, atlas, z - atlas.centre[2], size).reshape(3, -1)
     shape = (n, size, size)
     soft_brain = np.clip(ndimage.map_coordinates(atlas.mask, coords, order=1, cval=0.0), 0, 1)
     # Intensities are only needed where there is brain; skipping the background halves the work.
@@ -222,7 +206,9 @@ def synthesize_subject(
     masks = np.zeros(shape, dtype=bool)
     if with_lesions:
         for k in range(n):
-            lesioned[k], masks[k] = _draw_lesions(rng, tissue[k], brain[k], wm[k], params)
+            lesioned[k], masks[k] = draw_lesions(
+                rng, tissue[k], brain[k], wm[k], params.lesions_per_image, params.lesion_radius_mm
+            )
 
     # Acquisition: contrast (gamma), smooth bias field (quadratic in space), Rician noise, skull stripping.
     gamma = rng.uniform(0.8, 1.25)
@@ -254,24 +240,6 @@ def _subjects(count: int, per_subject: int) -> Iterator[tuple[int, int]]:
     """Yield ``(subject index, number of slices)`` covering ``count`` slices."""
     for index in range(math.ceil(count / per_subject)):
         yield index, min(per_subject, count - index * per_subject)
-
-
-def read_manifest(root: str | Path) -> dict[str, Any] | None:
-    """Manifest of a generated set at ``root``, or ``None`` if there is none (or it is unreadable)."""
-    path = Path(root) / MANIFEST_NAME
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def is_up_to_date(root: str | Path, params: SyntheticBrainParams) -> bool:
-    """Whether ``root`` holds a complete set generated with exactly ``params`` by this generator version."""
-    manifest = read_manifest(root)
-    if manifest is None or manifest.get("digest") != params.digest():
-        return False
-    counts = manifest.get("counts", {})
-    return all(len(list((Path(root) / folder).glob("*.png"))) == counts.get(folder, -1) for folder in counts)
 
 
 def generate_synthetic_brain(
@@ -309,28 +277,21 @@ def generate_synthetic_brain(
     root = Path(root)
     if not force and is_up_to_date(root, params):
         return root
-    if root.exists() and any(root.iterdir()) and read_manifest(root) is None:
-        msg = (
-            f"Refusing to write the synthetic brain set into {root}: the folder is not empty and has no "
-            f"{MANIFEST_NAME}; point `root` at an empty or new folder."
-        )
-        raise FileExistsError(msg)
+    check_writable(root, "the synthetic brain set")
 
     start = time.perf_counter()
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = root.parent / f".{root.name}.tmp-{params.digest()}-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = staging_folder(root, params)
     counts: dict[str, int] = {}
     totals = {
         "train": params.num_train,
         "test_normal": params.num_test_normal,
         "test_abnormal": params.num_test_abnormal,
     }
-    for split, folder, with_lesions in _SPLITS:
+    for split, folder, with_lesions in SPLITS:
         total = totals[split]
         out_dir = staging / folder
         out_dir.mkdir(parents=True)
-        mask_dir = staging / MASK_DIR
+        mask_dir = staging / LESION_MASK_DIR
         if with_lesions:
             mask_dir.mkdir(parents=True)
         for index, n in _subjects(total, params.slices_per_subject):
@@ -342,10 +303,10 @@ def generate_synthetic_brain(
                     Image.fromarray(subject.lesion_masks[k].astype(np.uint8) * 255).save(mask_dir / name)
         counts[folder] = total
         if with_lesions:
-            counts[MASK_DIR] = total
+            counts[LESION_MASK_DIR] = total
     elapsed = time.perf_counter() - start
     manifest = {
-        "generator": "anomalib_ea2d.data.generators.synthetic_brain",
+        "generator": __name__,
         "version": GENERATOR_VERSION,
         "digest": params.digest(),
         "params": params.to_dict(),
@@ -353,16 +314,17 @@ def generate_synthetic_brain(
         "generation_seconds": round(elapsed, 2),
         "note": "Lesions are synthetic (software test signal), not real pathology.",
     }
-    (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
-
-    # Swap the finished set in: remove only what an earlier generation owns, then move.
-    root.mkdir(parents=True, exist_ok=True)
-    (root / MANIFEST_NAME).unlink(missing_ok=True)
-    for top in ("train", "test", "ground_truth"):
-        shutil.rmtree(root / top, ignore_errors=True)
-    for top in ("train", "test", "ground_truth"):
-        (staging / top).rename(root / top)
-    (staging / MANIFEST_NAME).rename(root / MANIFEST_NAME)
-    shutil.rmtree(staging, ignore_errors=True)
+    swap_in(staging, root, manifest)
     logger.info("Generated the synthetic brain set (%s) in %.1f s at %s.", params.digest(), elapsed, root)
     return root
+
+
+__all__ = [
+    "GENERATOR_VERSION",
+    "NORMALISED_P99",
+    "SubjectSlices",
+    "SyntheticBrainParams",
+    "generate_synthetic_brain",
+    "is_up_to_date",
+    "synthesize_subject",
+]

@@ -25,49 +25,38 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
-import os
-import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from anomalib_ea2d.data.generators.anatomy import (
-    FIELD_OF_VIEW_MM,
-    _load_atlas,
-    _rotation,
-    _sampling_coordinates,
-    _smooth_noise,
+from anomalib_ea2d.data.generators.anatomy import FIELD_OF_VIEW_MM, load_atlas, sampling_coordinates
+from anomalib_ea2d.data.generators.cache import (
+    SPLIT_NAMES,
+    SPLITS,
+    GeneratorParams,
+    check_writable,
+    is_up_to_date,
+    staging_folder,
+    swap_in,
 )
-from anomalib_ea2d.data.generators.synthetic_brain import (
-    MANIFEST_NAME,
-    MASK_DIR,
-    NORMALISED_P99,
-    TEST_ABNORMAL_DIR,
-    TEST_NORMAL_DIR,
-    TRAIN_DIR,
-)
+from anomalib_ea2d.data.generators.lesions import draw_lesions_3d
+from anomalib_ea2d.data.generators.synthetic_brain import NORMALISED_P99
+from anomalib_ea2d.data.layout import LESION_MASK_DIR
 
 logger = logging.getLogger(__name__)
 
 VOLUME_GENERATOR_VERSION = 1
-_SPLITS = (
-    ("train", TRAIN_DIR, False),
-    ("test_normal", TEST_NORMAL_DIR, False),
-    ("test_abnormal", TEST_ABNORMAL_DIR, True),
-)
-_SPLIT_NAMES = ("train", "test_normal", "test_abnormal")  # stream index of each split, as in the 2-D generator
 
 
 @dataclass(frozen=True)
-class SyntheticVolumeParams:
+class SyntheticVolumeParams(GeneratorParams):
     """Parameters of the synthetic brain volumes; every field enters the cache hash.
 
     Args:
@@ -92,9 +81,12 @@ class SyntheticVolumeParams:
     lesions_per_volume: tuple[int, int] = (1, 3)
     lesion_radius_mm: tuple[float, float] = (5.0, 12.0)
 
+    VERSION: ClassVar[int] = VOLUME_GENERATOR_VERSION
+    FILE_PATTERN: ClassVar[str] = "*.nii.gz"
+    PAIRS: ClassVar[tuple[str, ...]] = ("lesions_per_volume", "lesion_radius_mm")
+
     def __post_init__(self) -> None:
-        for name in ("lesions_per_volume", "lesion_radius_mm"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
+        self.store_pairs()
         ok = (
             self.volume_size >= 16
             and min(self.num_train, self.num_test_normal, self.num_test_abnormal) >= 1
@@ -105,48 +97,6 @@ class SyntheticVolumeParams:
             msg = f"Invalid synthetic volume parameters {self}: need volume_size >= 16, counts >= 1, ordered ranges."
             raise ValueError(msg)
 
-    def digest(self) -> str:
-        """Short hash of the parameters and the generator version; the cache key."""
-        payload = json.dumps({"version": VOLUME_GENERATOR_VERSION, **asdict(self)}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def _draw_lesions_3d(
-    rng: np.random.Generator,
-    tissue: np.ndarray,
-    brain: np.ndarray,
-    wm: np.ndarray,
-    params: SyntheticVolumeParams,
-    spacing: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Paint 3-D lesions into ``tissue`` (white matter = 1); return it and the lesion mask."""
-    out, mask = tissue.copy(), np.zeros(brain.shape, bool)
-    depth = ndimage.distance_transform_edt(brain) * spacing
-    count = int(rng.integers(params.lesions_per_volume[0], params.lesions_per_volume[1] + 1))
-    for _ in range(count):
-        axes_mm = rng.uniform(*params.lesion_radius_mm, size=3)
-        allowed = depth > axes_mm.max() * 1.3 + spacing
-        if not allowed.any():
-            allowed = depth >= depth.max()
-        weights = np.where(allowed, wm**2 + 0.02, 0.0).ravel()
-        centre = np.array(np.unravel_index(int(rng.choice(weights.size, p=weights / weights.sum())), brain.shape))
-        reach = math.ceil(axes_mm.max() * 1.6 / spacing) + 1
-        low, high = np.maximum(centre - reach, 0), np.minimum(centre + reach + 1, brain.shape)
-        box = tuple(slice(a, b) for a, b in zip(low, high, strict=True))
-        offsets = np.stack(np.meshgrid(*[np.arange(a, b) for a, b in zip(low, high, strict=True)], indexing="ij"))
-        offsets = (offsets - centre[:, None, None, None]).reshape(3, -1) * spacing
-        local = _rotation(*rng.uniform(0, math.pi, size=3)).T @ offsets
-        distance = np.sqrt(((local / axes_mm[:, None]) ** 2).sum(0)).reshape(high - low)
-        distance = distance - 0.3 * _smooth_noise(rng, distance.shape, max(axes_mm.min() * 0.4 / spacing, 0.7))
-        t = np.clip((1.2 - distance) / 0.4, 0.0, 1.0)
-        alpha = t * t * (3 - 2 * t) * brain[box] * rng.uniform(0.8, 1.0)
-        hyper = wm[tuple(centre)] < 0.6 or rng.random() < 0.5
-        level = rng.uniform(1.1, 1.3) if hyper else rng.uniform(0.35, 0.6)
-        texture = 1.0 + rng.uniform(0.05, 0.1) * _smooth_noise(rng, distance.shape, max(1.2 / spacing, 0.6))
-        out[box] = out[box] * (1 - alpha) + alpha * level * texture
-        mask[box] |= (distance <= 1.0) & brain[box]
-    return out, mask
-
 
 def synthesize_volume(
     params: SyntheticVolumeParams, split: str, index: int
@@ -154,12 +104,12 @@ def synthesize_volume(
     """Render subject ``index`` of ``split`` as ``(volume int16, lesion mask uint8, RAS affine)``, axes (x, y, z)."""
     size = params.volume_size
     spacing = FIELD_OF_VIEW_MM / size
-    atlas = _load_atlas((0.0, 1.0))
-    rng = np.random.default_rng([params.seed, _SPLIT_NAMES.index(split), index])
+    atlas = load_atlas((0.0, 1.0))
+    rng = np.random.default_rng([params.seed, SPLIT_NAMES.index(split), index])
     rng.uniform(0.1, 0.9, size=5)  # the 2-D generator's slice positions; keeps the pose/deformation draws aligned
     z_lo, z_hi = (z - atlas.centre[2] for z in atlas.z_limits)
     offsets = np.arange(math.floor((z_lo - 6) / spacing), math.ceil((z_hi + 6) / spacing) + 1) * spacing
-    coords = _sampling_coordinates(rng, atlas, offsets, size).reshape(3, -1)
+    coords = sampling_coordinates(rng, atlas, offsets, size).reshape(3, -1)
     shape = (len(offsets), size, size)
     soft_brain = np.clip(ndimage.map_coordinates(atlas.mask, coords, order=1, cval=0.0), 0, 1)
     inside = soft_brain > 0
@@ -175,7 +125,9 @@ def synthesize_volume(
     )
     mask = np.zeros(shape, bool)
     if split == "test_abnormal":
-        tissue, mask = _draw_lesions_3d(rng, tissue, brain, wm, params, spacing)
+        tissue, mask = draw_lesions_3d(
+            rng, tissue, brain, wm, params.lesions_per_volume, params.lesion_radius_mm, spacing
+        )
     gamma = rng.uniform(0.8, 1.25)
     xyz = (coords.reshape(3, *shape) - atlas.centre[:, None, None, None]) / 80.0
     terms = [xyz[0], xyz[1], xyz[2], xyz[0] * xyz[1], xyz[0] * xyz[2], xyz[1] * xyz[2], xyz[0] ** 2, xyz[1] ** 2]
@@ -191,17 +143,6 @@ def synthesize_volume(
     return to_ras(np.round(values * 1000).astype(np.int16)), to_ras(mask.astype(np.uint8)), affine
 
 
-def _up_to_date(root: Path, params: SyntheticVolumeParams) -> bool:
-    try:
-        manifest = json.loads((root / MANIFEST_NAME).read_text())
-    except (OSError, ValueError):
-        return False
-    counts = manifest.get("counts", {})
-    return manifest.get("digest") == params.digest() and all(
-        len(list((root / folder).glob("*.nii.gz"))) == n for folder, n in counts.items()
-    )
-
-
 def generate_synthetic_brain_volumes(
     root: str | Path, params: SyntheticVolumeParams | None = None, *, force: bool = False
 ) -> Path:
@@ -211,53 +152,40 @@ def generate_synthetic_brain_volumes(
         FileExistsError: ``root`` is not empty and holds no manifest of this generator.
     """
     params, root = params or SyntheticVolumeParams(), Path(root)
-    if not force and _up_to_date(root, params):
+    if not force and is_up_to_date(root, params):
         return root
-    if root.exists() and any(root.iterdir()) and not (root / MANIFEST_NAME).is_file():
-        msg = (
-            f"Refusing to write synthetic volumes into {root}: it is not empty and has no {MANIFEST_NAME}; "
-            "use an empty folder."
-        )
-        raise FileExistsError(msg)
+    check_writable(root, "synthetic volumes")
     start = time.perf_counter()
-    staging = root.parent / f".{root.name}.tmp-{params.digest()}-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = staging_folder(root, params)
     counts: dict[str, int] = {}
     totals = {
         "train": params.num_train,
         "test_normal": params.num_test_normal,
         "test_abnormal": params.num_test_abnormal,
     }
-    for split, folder, lesions in _SPLITS:
+    for split, folder, lesions in SPLITS:
         (staging / folder).mkdir(parents=True)
         if lesions:
-            (staging / MASK_DIR).mkdir(parents=True)
+            (staging / LESION_MASK_DIR).mkdir(parents=True)
         for index in range(totals[split]):
             volume, mask, affine = synthesize_volume(params, split, index)
             name = f"{split}_s{index:03d}.nii.gz"
             nib.save(nib.Nifti1Image(volume, affine), staging / folder / name)
             if lesions:
-                nib.save(nib.Nifti1Image(mask, affine), staging / MASK_DIR / name)
+                nib.save(nib.Nifti1Image(mask, affine), staging / LESION_MASK_DIR / name)
         counts[folder] = totals[split]
         if lesions:
-            counts[MASK_DIR] = totals[split]
+            counts[LESION_MASK_DIR] = totals[split]
     manifest = {
         "generator": __name__,
         "version": VOLUME_GENERATOR_VERSION,
         "digest": params.digest(),
-        "params": asdict(params),
+        "params": params.to_dict(),
         "counts": counts,
         "generation_seconds": round(time.perf_counter() - start, 2),
         "note": "Lesions are synthetic (software test signal), not real pathology.",
     }
-    (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
-    root.mkdir(parents=True, exist_ok=True)
-    (root / MANIFEST_NAME).unlink(missing_ok=True)
-    for top in ("train", "test", "ground_truth"):
-        shutil.rmtree(root / top, ignore_errors=True)
-        (staging / top).rename(root / top)
-    (staging / MANIFEST_NAME).rename(root / MANIFEST_NAME)
-    shutil.rmtree(staging, ignore_errors=True)
+    swap_in(staging, root, manifest)
     logger.info(
         "Generated synthetic brain volumes (%s) in %.1f s at %s.", params.digest(), manifest["generation_seconds"], root
     )

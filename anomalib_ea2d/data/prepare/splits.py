@@ -33,13 +33,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from anomalib_ea2d.data.layout import MANIFEST_NAME, TEST_ABNORMAL_DIR, TEST_NORMAL_DIR, TRAIN_DIR
+
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
-TRAIN_DIR = "train/good"
-TEST_NORMAL_DIR = "test/good"
-TEST_ABNORMAL_DIR = "test/abnormal"
-_OUTPUTS = ("train", "test", "split.csv", "manifest.json")
+_OUTPUTS = ("train", "test", "split.csv", MANIFEST_NAME)
 
 LinkMode = Literal["copy", "hardlink", "symlink"]
 
@@ -297,7 +296,7 @@ def _write(
         "options": options,
         "layout": {"normal_dir": TRAIN_DIR, "normal_test_dir": TEST_NORMAL_DIR, "abnormal_dir": TEST_ABNORMAL_DIR},
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, default=str))
     logger.info("%s: prepared %s in %s.", dataset, counts, out)
     return PreparedSplit(dataset=dataset, root=out, counts=counts, class_counts=class_counts)
 

@@ -1,17 +1,21 @@
-"""Plain ``anomalib predict --data <folder or file>`` read and checked with the medical-image reader.
+"""``Engine.predict(data_path=...)`` (``anomalib predict --data <folder or file>``) read with this project's readers.
 
-anomalib's ``Engine.predict`` wraps a plain path in its own ``PredictDataset``;
-:func:`read_predict_paths_with_medical_reader` (called from the EA2D model's ``setup`` through
-:mod:`anomalib_ea2d.callbacks.guards`) swaps each predict dataloader over exactly such a dataset for one over
-:class:`~anomalib_ea2d.data.datasets.medical_folder.MedicalPredictDataset`, so 16-bit images keep their range
-and all unusable files are listed before predicting. A dataset chosen by the user is left alone.
+anomalib's ``Engine.predict`` wraps a plain path in its own ``PredictDataset``, whose Pillow reader
+clips 16-bit images to 8 bits and stops at a corrupt file with a bare ``UnidentifiedImageError``.
+:func:`route_predict_paths` wraps ``Engine.predict`` so that, for the models it is told to serve
+(the start-up hook :mod:`anomalib_ea2d._hook` passes "is it EA2D"), the path is read instead by:
 
-Volumes take another road, because their per-volume outputs need a datamodule: when the path is a
-NIfTI file (``.nii``, ``.nii.gz``), a DICOM series folder, or a folder of such volumes,
-:func:`route_volume_predictions` (applied to anomalib's ``Engine`` by the start-up hook) has
-``Engine.predict`` of an EA2D model predict them through
-:class:`~anomalib_ea2d.data.volumes.MedicalVolumes` (``predict_dir`` = the path), which checks
-every volume first and writes ``volume_scores.csv`` and the NIfTI anomaly maps.
+* images: :class:`~anomalib_ea2d.data.datasets.medical_folder.MedicalPredictDataset` over the same
+  files, in the same order, behind the same kind of dataloader ``Engine.predict`` builds: 16-bit
+  and float images keep their range, 8-bit images give anomalib's tensors, and every unusable file
+  is listed in one error before predicting;
+* volumes (a NIfTI file ``.nii``/``.nii.gz``, a DICOM series folder, or a folder of such volumes):
+  :class:`~anomalib_ea2d.data.volumes.MedicalVolumes` (``predict_dir`` = the path), which checks
+  every volume first and writes ``volume_scores.csv`` and the NIfTI anomaly maps.
+
+The path is replaced by a dataloader or a datamodule, the arguments ``Engine.predict`` documents,
+before the call; nothing of Lightning's trainer is touched. A dataset or dataloader the user gives
+is left alone.
 """
 
 from __future__ import annotations
@@ -25,11 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 from anomalib.data import PredictDataset
 from anomalib.data.utils.image import is_image_file
-from lightning.pytorch import Trainer
-from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader
 
-from anomalib_ea2d.data.datamodules.medical_folder import MedicalPredictDataset
+from anomalib_ea2d.data.datasets.medical_folder import MedicalPredictDataset
 
 if TYPE_CHECKING:
     from anomalib_ea2d.data.volumes import MedicalVolumes
@@ -37,42 +39,26 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def read_predict_paths_with_medical_reader(trainer: Trainer | None) -> None:
-    """Make ``anomalib predict --data <folder or file>`` read and check its images with the medical-image reader.
+def medical_predict_loader(path: str | Path) -> DataLoader:
+    """The dataloader ``Engine.predict`` builds for ``data_path``, over :class:`MedicalPredictDataset` instead.
 
-    anomalib's ``Engine.predict`` wraps a plain path in its ``PredictDataset``, whose Pillow reader
-    stops at a corrupt file with a bare ``UnidentifiedImageError`` and clips 16-bit images to 8 bits.
-    Called from the model's ``setup`` (after the trainer has its predict dataloaders, before it builds
-    them), this replaces each dataloader over exactly that dataset by one over
-    :meth:`MedicalPredictDataset.from_predict_dataset`: same files, order, batch size and collation;
-    8-bit images give the same tensors; unusable files are listed in one error before predicting.
+    Same files, order, batch size (1) and collation as anomalib's ``PredictDataset`` loader; the files
+    are all checked first.
+
+    Raises:
+        ValueError: Listing every unusable file.
 
     Example:
-        >>> from lightning.pytorch import Trainer
-        >>> read_predict_paths_with_medical_reader(Trainer(logger=False, enable_progress_bar=False))
+        >>> import tempfile, numpy as np
+        >>> from PIL import Image
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> Image.fromarray(np.full((8, 8), 65535, np.uint16)).save(folder / "scan.png")
+        >>> float(next(iter(medical_predict_loader(folder))).image.max())
+        1.0
     """
-    if trainer is None or trainer.state.fn != TrainerFn.PREDICTING:
-        return
-    source = trainer.predict_loop._data_source  # noqa: SLF001 - where Trainer.predict keeps the dataloaders given
-    instance = source.instance
-    if isinstance(instance, DataLoader):
-        source.instance = _medical_loader(instance)
-    elif isinstance(instance, list):
-        source.instance = [_medical_loader(item) if isinstance(item, DataLoader) else item for item in instance]
-
-
-def _medical_loader(loader: DataLoader) -> DataLoader:
-    if type(loader.dataset) is not PredictDataset:  # a dataset chosen by the user (or already ours) stays
-        return loader
-    dataset = MedicalPredictDataset.from_predict_dataset(loader.dataset)
-    logger.info("EA2D predict: %d images read with the medical-image reader (all checked).", len(dataset))
-    return DataLoader(
-        dataset,
-        batch_size=loader.batch_size,
-        num_workers=loader.num_workers,
-        collate_fn=loader.collate_fn,
-        pin_memory=loader.pin_memory,
-    )
+    dataset = MedicalPredictDataset.from_predict_dataset(PredictDataset(path))
+    logger.info("Predict: %d images read with the medical-image reader (all checked).", len(dataset))
+    return DataLoader(dataset, collate_fn=dataset.collate_fn, pin_memory=True)
 
 
 def _holds_volumes(folder: Path) -> bool:
@@ -130,12 +116,6 @@ def volume_datamodule(path: str | Path) -> MedicalVolumes | None:
     return MedicalVolumes(name=volume_name(path), normal_dir=[], predict_dir=path, num_workers=0)
 
 
-def _is_ea2d(model: object) -> bool:
-    from anomalib_ea2d.models.image.ea2d.lightning_model import EA2D  # noqa: PLC0415 - this module is imported by it
-
-    return isinstance(model, EA2D)
-
-
 def _engine_model(engine: Any) -> object:  # noqa: ANN401 - anomalib's Engine
     try:
         return engine.model
@@ -143,23 +123,24 @@ def _engine_model(engine: Any) -> object:  # noqa: ANN401 - anomalib's Engine
         return None
 
 
-def route_volume_predictions(engine_class: type) -> None:
-    """Make ``engine_class.predict`` (anomalib's ``Engine``) predict volumes given as ``data_path`` with EA2D.
+def route_predict_paths(engine_class: type, serves: Callable[[object], bool]) -> None:
+    """Make ``engine_class.predict`` (anomalib's ``Engine``) read a ``data_path`` with this project's readers.
 
-    Wraps the method once. When the model is EA2D, no datamodule is given and ``data_path`` holds
-    volumes (see :func:`volume_datamodule`), the call goes on with ``datamodule=MedicalVolumes(...)``
-    instead of ``data_path``; every other call is passed on unchanged.
+    Wraps the method once. When ``serves(model)`` holds, no datamodule is given and ``data_path`` is
+    set, the call goes on with ``datamodule=MedicalVolumes(...)`` if the path holds volumes (see
+    :func:`volume_datamodule`), else with the :func:`medical_predict_loader` of the path added to
+    ``dataloaders``, and without ``data_path``; every other call is passed on unchanged.
 
     Example:
         >>> class FakeEngine:
-        ...     def predict(self, model=None, datamodule=None, data_path=None):
-        ...         return datamodule, data_path
-        >>> route_volume_predictions(FakeEngine)
-        >>> FakeEngine().predict(data_path="images/")  # not an EA2D model: unchanged
-        (None, 'images/')
+        ...     def predict(self, model=None, dataloaders=None, datamodule=None, data_path=None):
+        ...         return dataloaders, datamodule, data_path
+        >>> route_predict_paths(FakeEngine, serves=lambda model: model == "ours")
+        >>> FakeEngine().predict("theirs", data_path="images/")  # another model: unchanged
+        (None, None, 'images/')
     """
     original: Callable[..., Any] = engine_class.predict
-    if getattr(original, "routes_volumes", False):
+    if getattr(original, "routes_predict_paths", False):
         return
     signature = inspect.signature(original)
 
@@ -168,21 +149,25 @@ def route_volume_predictions(engine_class: type) -> None:
         bound = signature.bind(self, *args, **kwargs)
         arguments = bound.arguments
         model = arguments.get("model")
+        data_path = arguments.get("data_path")
         if (
-            arguments.get("data_path") is not None
+            data_path is not None
             and arguments.get("datamodule") is None
-            and _is_ea2d(model if model is not None else _engine_model(self))
+            and serves(model if model is not None else _engine_model(self))
         ):
-            datamodule = volume_datamodule(arguments["data_path"])
+            datamodule = volume_datamodule(data_path)
             if datamodule is not None:
-                logger.info(
-                    "EA2D predict: %s holds volumes; predicting them with MedicalVolumes.", arguments["data_path"]
-                )
-                arguments["datamodule"], arguments["data_path"] = datamodule, None
+                logger.info("Predict: %s holds volumes; predicting them with MedicalVolumes.", data_path)
+                arguments["datamodule"] = datamodule
+            else:
+                given = arguments.get("dataloaders")
+                given = [] if given is None else [given] if isinstance(given, DataLoader) else list(given)
+                arguments["dataloaders"] = [*given, medical_predict_loader(data_path)]
+            arguments["data_path"] = None
         return original(*bound.args, **bound.kwargs)
 
-    predict.routes_volumes = True  # type: ignore[attr-defined]
+    predict.routes_predict_paths = True  # type: ignore[attr-defined]
     engine_class.predict = predict  # type: ignore[method-assign]
 
 
-__all__ = ["read_predict_paths_with_medical_reader", "route_volume_predictions", "volume_datamodule"]
+__all__ = ["medical_predict_loader", "route_predict_paths", "volume_datamodule"]

@@ -11,9 +11,7 @@ weights (UniNet, whose teachers always ask torchvision for ImageNet weights, is 
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from anomalib_ea2d.data import SyntheticBrainMRI
 from anomalib_ea2d.models.image.ea2d.lightning_model import EA2D
 from anomalib_ea2d.pipelines.benchmark.config import MODEL_NAMES, DataSpec
 from anomalib_ea2d.pipelines.benchmark.metrics import shared_evaluator
+from anomalib_ea2d.utils.quiet import quiet
 
 _NOISY_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "anomalib", "nncf", "anomalib_ea2d")
 
@@ -168,26 +167,16 @@ def randomise_eval_state(model: nn.Module, seed: int = 0) -> nn.Module:
     return model
 
 
-@contextlib.contextmanager
-def quiet_lightning() -> Iterator[None]:
+def quiet_lightning() -> contextlib.AbstractContextManager[None]:
     """Silence training chatter while a study runs; logger levels and warning filters are restored after.
 
     Example:
+        >>> import logging
         >>> with quiet_lightning():
         ...     logging.getLogger("lightning").level == logging.ERROR
         True
     """
-    loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
-    levels = [item.level for item in loggers]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for item in loggers:
-            item.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            for item, level in zip(loggers, levels, strict=True):
-                item.setLevel(level)
+    return quiet(_NOISY_LOGGERS)
 
 
 __all__ = [

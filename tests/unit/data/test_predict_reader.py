@@ -1,4 +1,4 @@
-"""Plain ``anomalib predict --data <path>``: images read with checked dataloaders, volumes with ``MedicalVolumes``."""
+"""``anomalib predict --data <path>`` of EA2D: images through a checked medical loader, volumes as MedicalVolumes."""
 
 from __future__ import annotations
 
@@ -8,18 +8,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 from anomalib.data import PredictDataset
-from lightning.pytorch import Trainer
-from lightning.pytorch.trainer.states import TrainerFn
 from PIL import Image
 from torch.utils.data import DataLoader
 
 from anomalib_ea2d import EA2D
-from anomalib_ea2d.data.datamodules.medical_folder import MedicalPredictDataset
-from anomalib_ea2d.data.readers.predict import (
-    read_predict_paths_with_medical_reader,
-    route_volume_predictions,
-    volume_datamodule,
-)
+from anomalib_ea2d.data.datasets.medical_folder import MedicalPredictDataset
+from anomalib_ea2d.data.readers.predict import medical_predict_loader, route_predict_paths, volume_datamodule
 from anomalib_ea2d.data.volumes import MedicalVolumes
 from tests.helpers.volumes import head, write_dicom_series
 
@@ -31,29 +25,15 @@ def _folder(root: Path, count: int) -> Path:
     return root
 
 
-def test_only_anomalibs_plain_predict_dataset_is_replaced_and_only_when_predicting(tmp_path: Path) -> None:
-    theirs = PredictDataset(_folder(tmp_path / "plain", 3))
-    chosen = DataLoader(MedicalPredictDataset(_folder(tmp_path / "chosen", 2)), batch_size=2)
-    trainer = Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
-    trainer.predict_loop._data_source.instance = [DataLoader(theirs, batch_size=3), chosen]  # as Engine.predict does
-    read_predict_paths_with_medical_reader(trainer)  # not predicting: nothing changes
-    assert type(trainer.predict_loop._data_source.instance[0].dataset) is PredictDataset
-
-    trainer.state.fn = TrainerFn.PREDICTING  # as Trainer.predict sets it before calling the model's setup
-    read_predict_paths_with_medical_reader(trainer)
-    replaced, kept = trainer.predict_loop._data_source.instance
-    assert type(replaced.dataset) is MedicalPredictDataset
-    assert replaced.dataset.image_filenames == theirs.image_filenames
-    assert replaced.batch_size == 3
-    assert kept is chosen
-
-
-def test_a_single_plain_dataloader_is_replaced_too(tmp_path: Path) -> None:
-    trainer = Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
-    trainer.predict_loop._data_source.instance = DataLoader(PredictDataset(_folder(tmp_path / "plain", 2)))
-    trainer.state.fn = TrainerFn.PREDICTING
-    read_predict_paths_with_medical_reader(trainer)
-    assert type(trainer.predict_loop._data_source.instance.dataset) is MedicalPredictDataset
+def test_an_image_path_becomes_engine_predicts_loader_over_the_medical_dataset(tmp_path: Path) -> None:
+    folder = _folder(tmp_path / "plain", 3)
+    theirs = PredictDataset(folder)
+    loader = medical_predict_loader(folder)
+    assert type(loader.dataset) is MedicalPredictDataset
+    assert loader.dataset.image_filenames == theirs.image_filenames
+    assert (loader.batch_size, loader.num_workers, loader.pin_memory) == (1, 0, True)  # as Engine.predict builds it
+    batch = next(iter(loader))
+    assert float(batch.image.max()) == pytest.approx(1000 / 65535)  # 16 bits kept
 
 
 def test_paths_of_volumes_become_a_medical_volumes_datamodule(tmp_path: Path) -> None:
@@ -80,17 +60,25 @@ def test_folders_of_both_or_neither_are_refused_by_name(tmp_path: Path) -> None:
         volume_datamodule(tmp_path / "notes")
 
 
-def test_only_ea2d_predictions_of_volume_paths_are_rerouted(tmp_path: Path) -> None:
+def test_only_the_served_models_predictions_of_paths_are_rerouted(tmp_path: Path) -> None:
     class FakeEngine:
-        def predict(self, model: object = None, datamodule: object = None, data_path: object = None) -> tuple:
-            return datamodule, data_path
+        def predict(
+            self, model: object = None, dataloaders: object = None, datamodule: object = None, data_path: object = None
+        ) -> tuple:
+            return dataloaders, datamodule, data_path
 
-    route_volume_predictions(FakeEngine)
-    route_volume_predictions(FakeEngine)  # wrapped once
+    route_predict_paths(FakeEngine, serves=lambda model: isinstance(model, EA2D))
+    route_predict_paths(FakeEngine, serves=lambda model: True)  # wrapped once
     assert not hasattr(FakeEngine.predict.__wrapped__, "__wrapped__")
     nib.save(nib.Nifti1Image(head(), np.eye(4)), tmp_path / "t1.nii.gz")
     model = EA2D(backbone="resnet18", pre_trained=False)
-    datamodule, data_path = FakeEngine().predict(model, data_path=tmp_path / "t1.nii.gz")
+    loaders, datamodule, data_path = FakeEngine().predict(model, data_path=tmp_path / "t1.nii.gz")
     assert isinstance(datamodule, MedicalVolumes)
-    assert data_path is None
-    assert FakeEngine().predict(object(), data_path=tmp_path / "t1.nii.gz") == (None, tmp_path / "t1.nii.gz")
+    assert (loaders, data_path) == (None, None)
+    images = _folder(tmp_path / "images", 2)
+    given = DataLoader(PredictDataset(images))
+    loaders, datamodule, data_path = FakeEngine().predict(model, dataloaders=given, data_path=images)
+    assert loaders[0] is given  # the user's own loader stays
+    assert type(loaders[1].dataset) is MedicalPredictDataset
+    assert (datamodule, data_path) == (None, None)
+    assert FakeEngine().predict(object(), data_path=tmp_path / "t1.nii.gz") == (None, None, tmp_path / "t1.nii.gz")

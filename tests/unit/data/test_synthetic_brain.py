@@ -11,16 +11,12 @@ from PIL import Image
 from scipy import ndimage
 
 from anomalib_ea2d.data.generators.synthetic_brain import (
-    MANIFEST_NAME,
-    MASK_DIR,
-    TEST_ABNORMAL_DIR,
-    TEST_NORMAL_DIR,
-    TRAIN_DIR,
     SyntheticBrainParams,
     generate_synthetic_brain,
     is_up_to_date,
     synthesize_subject,
 )
+from anomalib_ea2d.data.layout import LESION_MASK_DIR, MANIFEST_NAME, TEST_LESION_DIR, TEST_NORMAL_DIR, TRAIN_DIR
 
 TINY = SyntheticBrainParams(image_size=64, num_train=3, num_test_normal=2, num_test_abnormal=3, slices_per_subject=2)
 
@@ -37,8 +33,8 @@ def tiny_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_layout_and_counts(tiny_set: Path) -> None:
     counts = {folder: len(list((tiny_set / folder).glob("*.png"))) for folder in (TRAIN_DIR, TEST_NORMAL_DIR)}
     assert counts == {TRAIN_DIR: TINY.num_train, TEST_NORMAL_DIR: TINY.num_test_normal}
-    abnormal = sorted(p.name for p in (tiny_set / TEST_ABNORMAL_DIR).glob("*.png"))
-    masks = sorted(p.name for p in (tiny_set / MASK_DIR).glob("*.png"))
+    abnormal = sorted(p.name for p in (tiny_set / TEST_LESION_DIR).glob("*.png"))
+    masks = sorted(p.name for p in (tiny_set / LESION_MASK_DIR).glob("*.png"))
     assert len(abnormal) == TINY.num_test_abnormal
     assert abnormal == masks  # anomalib's Folder pairs images and masks by name
     image = np.asarray(Image.open(next((tiny_set / TRAIN_DIR).glob("*.png"))))
@@ -50,7 +46,7 @@ def test_layout_and_counts(tiny_set: Path) -> None:
 
 
 def test_masks_are_binary_and_non_empty(tiny_set: Path) -> None:
-    for path in (tiny_set / MASK_DIR).glob("*.png"):
+    for path in (tiny_set / LESION_MASK_DIR).glob("*.png"):
         mask = np.asarray(Image.open(path))
         assert set(np.unique(mask)) == {0, 255}, path.name
 
@@ -62,7 +58,7 @@ def test_same_seed_gives_identical_files(tiny_set: Path, tmp_path: Path) -> None
 
 def test_different_seed_gives_different_files(tiny_set: Path, tmp_path: Path) -> None:
     other = generate_synthetic_brain(tmp_path / "other", SyntheticBrainParams(**{**TINY.to_dict(), "seed": 1}))
-    for folder in (TRAIN_DIR, TEST_NORMAL_DIR, TEST_ABNORMAL_DIR):
+    for folder in (TRAIN_DIR, TEST_NORMAL_DIR, TEST_LESION_DIR):
         first = [np.asarray(Image.open(p)) for p in sorted((tiny_set / folder).glob("*.png"))]
         second = [np.asarray(Image.open(p)) for p in sorted((other / folder).glob("*.png"))]
         assert len(first) == len(second)

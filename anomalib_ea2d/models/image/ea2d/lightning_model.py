@@ -25,26 +25,19 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import optim
 
 from anomalib_ea2d._hook import register
-from anomalib_ea2d.callbacks.guards import (
-    CalibrationGuard,
-    CheckpointGuard,
-    InputGuard,
-    NumericsGuard,
-    ValidateAfterTraining,
-    WarnUncalibratedExport,
-)
+from anomalib_ea2d.callbacks.guards import WarnUncalibratedExport
 from anomalib_ea2d.callbacks.image_scores import ImageScores
-from anomalib_ea2d.callbacks.roi import foreground_for
-from anomalib_ea2d.metrics.evaluator import ea2d_evaluator
-from anomalib_ea2d.models.image.ea2d.anomaly_map import ScoreReduction
+from anomalib_ea2d.callbacks.roi import Foreground, foreground_for
+from anomalib_ea2d.models.components.score_reduction import ScoreReduction
 from anomalib_ea2d.models.image.ea2d.checkpoint import OfflineCheckpointLoading
+from anomalib_ea2d.models.image.ea2d.guards import ea2d_guards
 from anomalib_ea2d.models.image.ea2d.loss import EA2DLoss
 from anomalib_ea2d.models.image.ea2d.map_statistics import FitMapStatistics
 from anomalib_ea2d.models.image.ea2d.recipe import (
     apply_training_length,
     check_init_args,
-    default_evaluator,
     encoder_learning_rate,
+    evaluator_for,
 )
 from anomalib_ea2d.models.image.ea2d.torch_model import EA2DModel
 
@@ -131,7 +124,7 @@ class EA2D(OfflineCheckpointLoading, WarnUncalibratedExport, AnomalibModule):
         if pre_processor is True:
             pre_processor = self.configure_pre_processor(size)
         if evaluator is True:
-            evaluator = default_evaluator(metrics)
+            evaluator = evaluator_for(metrics)
         if backbone_weights is not None:
             backbone_weights = str(backbone_weights)  # plain str in hparams: checkpoints load with weights_only
         super().__init__(
@@ -159,8 +152,16 @@ class EA2D(OfflineCheckpointLoading, WarnUncalibratedExport, AnomalibModule):
 
     @staticmethod
     def configure_evaluator() -> Evaluator:
-        """Image AUROC/F1 and, where masks exist, pixel AUROC and PRO."""
-        return ea2d_evaluator()
+        """EA2D's default metrics (``metrics="ea2d"``): image AUROC/F1 and, where masks exist, pixel AUROC and PRO."""
+        return evaluator_for("ea2d")
+
+    def set_region_of_interest(self, foreground: Foreground) -> None:
+        """Limit anomaly maps and image scores to ``foreground`` (how the ``RegionOfInterest`` callback sets the ROI).
+
+        The model applies it itself, per view and with its ``score_reduction``; see
+        :class:`~anomalib_ea2d.callbacks.roi.AppliesRegionOfInterest`.
+        """
+        self.model.roi_foreground = foreground
 
     def configure_optimizers(self) -> optim.Optimizer:
         """AdamW with one learning rate for the encoder and one for attention and decoders (constant).
@@ -210,7 +211,7 @@ class EA2D(OfflineCheckpointLoading, WarnUncalibratedExport, AnomalibModule):
         callbacks = super().configure_callbacks()
         components = list(callbacks) if isinstance(callbacks, Sequence) else [callbacks]
         statistics = [FitMapStatistics()] if self.hparams.get("standardize_maps") else []
-        guards = [InputGuard(), NumericsGuard(), CheckpointGuard(), ValidateAfterTraining(), CalibrationGuard()]
+        guards = ea2d_guards()
         trainer_callbacks = self._trainer.callbacks if self._trainer is not None else []
         scores = [] if any(isinstance(c, ImageScores) for c in trainer_callbacks) else [ImageScores()]
         return [*components, *statistics, *guards, *scores]

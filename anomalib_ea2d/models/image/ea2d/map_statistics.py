@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-logger = logging.getLogger("anomalib_ea2d.models.image.ea2d.lightning_model")
+logger = logging.getLogger(__name__)
 
 
 def _training_loader(trainer: Trainer) -> Any:  # noqa: ANN401

@@ -11,15 +11,15 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from anomalib.metrics import Evaluator
+from anomalib.metrics import AUROC, PRO, Evaluator, F1Score
 from anomalib.models.components import AnomalibModule
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import Timer
 
-from anomalib_ea2d.metrics.evaluator import medical_evaluator
+from anomalib_ea2d.metrics.evaluator import RawScoreEvaluator, medical_evaluator
 from anomalib_ea2d.models.image.ea2d.torch_model import INPUT_MULTIPLE
 
-logger = logging.getLogger("anomalib_ea2d.models.image.ea2d.lightning_model")
+logger = logging.getLogger(__name__)
 
 LIGHTNING_DEFAULT_MAX_EPOCHS = 1000
 """What Lightning falls back to when neither ``max_epochs`` nor ``max_steps`` is given."""
@@ -61,13 +61,43 @@ def check_init_args(args: Mapping[str, Any]) -> tuple[int, int]:
     return size[0], size[1]
 
 
-def default_evaluator(metrics: str) -> Evaluator | bool:
-    """The evaluator a metric-set name stands for (``True``: the module's own ``configure_evaluator``)."""
+def ea2d_evaluator() -> Evaluator:
+    """EA2D's default metric set: image AUROC/F1 and, where masks exist, pixel AUROC and PRO.
+
+    Ranking metrics see the raw scores (:class:`~anomalib_ea2d.metrics.RawScoreEvaluator`).
+
+    Example:
+        >>> [metric.name for metric in ea2d_evaluator().test_metrics]
+        ['image_AUROC', 'image_F1Score', 'pixel_AUROC', 'pixel_PRO']
+    """
+    return RawScoreEvaluator(
+        test_metrics=[
+            AUROC(fields=["pred_score", "gt_label"], prefix="image_"),
+            F1Score(fields=["pred_label", "gt_label"], prefix="image_"),
+            AUROC(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
+            PRO(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
+        ],
+    )
+
+
+def evaluator_for(metrics: str) -> Evaluator:
+    """The evaluator a metric-set name (``EA2D(metrics=...)``) stands for; the one place EA2D chooses it.
+
+    ``"ea2d"``: :func:`ea2d_evaluator`; ``"anomalib"``: anomalib's default (image AUROC/F1, pixel
+    AUROC/F1); ``"medical"``: :func:`~anomalib_ea2d.metrics.medical_evaluator`.
+
+    Example:
+        >>> [metric.name for metric in evaluator_for("anomalib").test_metrics]
+        ['image_AUROC', 'image_F1Score', 'pixel_AUROC', 'pixel_F1Score']
+    """
     if metrics == "anomalib":
         return AnomalibModule.configure_evaluator()
     if metrics == "medical":
         return medical_evaluator()
-    return True
+    if metrics == "ea2d":
+        return ea2d_evaluator()
+    msg = f"EA2D metrics must be one of {METRIC_SETS}, got {metrics!r}."
+    raise ValueError(msg)
 
 
 def apply_training_length(trainer: Trainer, max_steps: int) -> None:
@@ -103,4 +133,11 @@ def encoder_learning_rate(hparams: Mapping[str, Any]) -> float:
     return scratch_lr
 
 
-__all__ = ["apply_training_length", "check_init_args", "default_evaluator", "encoder_learning_rate"]
+__all__ = [
+    "METRIC_SETS",
+    "apply_training_length",
+    "check_init_args",
+    "ea2d_evaluator",
+    "encoder_learning_rate",
+    "evaluator_for",
+]
