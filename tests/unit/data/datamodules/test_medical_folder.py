@@ -13,15 +13,14 @@ from anomalib.data import PredictDataset
 from anomalib.data.datasets.image.folder import FolderDataset
 from PIL import Image
 
-from anomalib_ea2d.data.datamodules.medical_folder import (
-    MedicalFolder,
-    MedicalFolderDataset,
-    MedicalPredictDataset,
-)
+from anomalib_ea2d.data.datamodules.medical_folder import MedicalFolder
+from anomalib_ea2d.data.datasets.medical_folder import MedicalFolderDataset, MedicalPredictDataset
 from anomalib_ea2d.data.readers.image import (
     ImageReadError,
 )
 from anomalib_ea2d.data.readers.mask_pairing import pair_masks
+from tests.helpers.images import write_png16
+from tests.helpers.tiny_data import medical_folder
 
 SIZE = 24
 
@@ -36,27 +35,16 @@ def _gray8() -> np.ndarray:
 def _folder_with(tmp_path: Path, broken: int) -> Path:
     root = tmp_path / "data"
     for split in ("train", "test_good", "test_bad"):
-        (root / split).mkdir(parents=True)
         for index in range(3):
-            value = np.uint16(1000 * (index + 1) * (2 if split == "test_bad" else 1))
-            Image.fromarray(np.full((40, 52), value, np.uint16)).save(root / split / f"{index}.png")
+            value = 1000 * (index + 1) * (2 if split == "test_bad" else 1)
+            write_png16(root / split / f"{index}.png", np.full((40, 52), value))
     for index in range(broken):
         (root / "train" / f"broken{index}.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     return root
 
 
 def _medical_folder(root: Path, **kwargs: object) -> MedicalFolder:
-    return MedicalFolder(
-        name="reliability",
-        root=root,
-        normal_dir="train",
-        normal_test_dir="test_good",
-        abnormal_dir="test_bad",
-        train_batch_size=2,
-        eval_batch_size=2,
-        num_workers=0,
-        **kwargs,  # type: ignore[arg-type]
-    )
+    return medical_folder(root, "reliability", train_batch_size=2, eval_batch_size=2, **kwargs)
 
 
 def test_medical_folder_reads_16bit_without_clipping(tmp_path: Path) -> None:

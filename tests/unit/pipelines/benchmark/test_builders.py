@@ -12,7 +12,7 @@ import torchvision
 from anomalib_ea2d.pipelines.benchmark.builders import build_model, quiet_lightning, random_torchvision_weights
 
 
-def testquiet_lightning_restores_logger_levels_and_warning_filters(caplog: pytest.LogCaptureFixture) -> None:
+def test_quiet_lightning_restores_logger_levels_and_warning_filters(caplog: pytest.LogCaptureFixture) -> None:
     package_logger = logging.getLogger("anomalib_ea2d")
     before_level = package_logger.level
     before_filters = list(warnings.filters)
@@ -26,7 +26,7 @@ def testquiet_lightning_restores_logger_levels_and_warning_filters(caplog: pytes
     assert "visible again" in caplog.text
 
 
-def testquiet_lightning_restores_state_when_the_study_fails() -> None:
+def test_quiet_lightning_restores_state_when_the_study_fails() -> None:
     package_logger = logging.getLogger("anomalib_ea2d")
     before_level = package_logger.level
 

@@ -1,4 +1,4 @@
-"""quiet_export: silences the export's loggers, warnings and stdout, and restores all of them after."""
+"""quiet (and quiet_export, it for the exporter): silences loggers, warnings (and stdout), restores them after."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-from anomalib_ea2d.utils.quiet import EXPORT_LOGGERS, quiet_export
+from anomalib_ea2d.utils.quiet import EXPORT_LOGGERS, quiet, quiet_export
 
 
 def test_state_is_restored_after_the_block(capsys: pytest.CaptureFixture[str]) -> None:
@@ -43,3 +43,11 @@ def test_output_is_shown_and_state_restored_when_the_export_fails(capsys: pytest
         _failing_export()
     assert {name: logging.getLogger(name).level for name in EXPORT_LOGGERS} == levels
     assert "exporter progress" in capsys.readouterr().err
+
+
+def test_quiet_leaves_stdout_alone_unless_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    with quiet(["tests.chatty"], level=logging.WARNING):
+        assert logging.getLogger("tests.chatty").level == logging.WARNING
+        print("shown")
+    assert logging.getLogger("tests.chatty").level == logging.NOTSET
+    assert "shown" in capsys.readouterr().out

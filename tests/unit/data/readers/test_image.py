@@ -22,6 +22,7 @@ from anomalib_ea2d.data.readers.image import (
     read_medical_image,
     read_medical_mask,
 )
+from tests.helpers.images import write_png16
 
 SIZE = 24
 
@@ -71,7 +72,7 @@ def test_16bit_gray_uses_the_full_range(tmp_path: Path, suffix: str) -> None:
     array = _gradient16()
     path = tmp_path / f"xray{suffix}"
     if suffix == ".png":
-        Image.fromarray(array).save(path)
+        write_png16(path, array)
     elif suffix == ".tif":
         tifffile.imwrite(path, array)
     else:  # Pillow opens 16-bit PGM as 32-bit integers
@@ -136,7 +137,7 @@ def test_nan_pixels_are_named(tmp_path: Path) -> None:
 
 
 def test_minmax_of_constant_image_is_finite(tmp_path: Path) -> None:
-    Image.fromarray(np.full((SIZE, SIZE), 777, np.uint16)).save(tmp_path / "flat.png")
+    write_png16(tmp_path / "flat.png", np.full((SIZE, SIZE), 777))
     image = read_medical_image(tmp_path / "flat.png", intensity_scaling="minmax")
     assert torch.isfinite(image).all()
     assert image.abs().max() == 0
@@ -156,7 +157,7 @@ def test_volume_tiff_is_refused_not_cut_to_one_slice(tmp_path: Path) -> None:
 def test_masks_of_any_depth(tmp_path: Path) -> None:
     region = np.zeros((SIZE, SIZE), bool)
     region[3:9, 5:12] = True
-    Image.fromarray(region.astype(np.uint16) * 65535).save(tmp_path / "m16.png")
+    write_png16(tmp_path / "m16.png", region.astype(np.uint16) * 65535)
     tifffile.imwrite(tmp_path / "mf.tif", region.astype(np.float32) * 0.5)  # values that an 8-bit cast would zero
     for name in ("m16.png", "mf.tif"):
         mask = read_medical_mask(tmp_path / name)

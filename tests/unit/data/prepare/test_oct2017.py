@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from anomalib_ea2d.data.layout import TEST_ABNORMAL_DIR, TEST_NORMAL_DIR, TRAIN_DIR
 from anomalib_ea2d.data.prepare.oct2017 import prepare_oct2017
-from anomalib_ea2d.data.prepare.splits import TEST_ABNORMAL_DIR, TEST_NORMAL_DIR, TRAIN_DIR, SplitCounts
+from anomalib_ea2d.data.prepare.splits import SplitCounts
 from tests.helpers.raw_splits import names, oct_tree, written_counts
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from anomalib_ea2d.data.layout import TEST_ABNORMAL_DIR, TEST_NORMAL_DIR, TRAIN_DIR
 from anomalib_ea2d.data.prepare.br35h import PAPER_COUNTS, prepare_br35h
-from anomalib_ea2d.data.prepare.splits import TEST_ABNORMAL_DIR, TEST_NORMAL_DIR, TRAIN_DIR, SplitCounts
+from anomalib_ea2d.data.prepare.splits import SplitCounts
 from tests.helpers.raw_splits import names, stub, written_counts
 
 # The EA2D paper's Br35H split, written out here rather than taken from the module under test:

@@ -10,12 +10,14 @@ import pytest
 import torch
 from anomalib.engine import Engine
 from lightning.pytorch import Callback, seed_everything
-from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from anomalib_ea2d import EA2D, EA2DLoss, EA2DModel
-from anomalib_ea2d.data.datamodules.medical_folder import MedicalFolder
+from anomalib_ea2d.data import MedicalFolder
+from tests.helpers.engine import cpu_engine
+from tests.helpers.images import write_png16
+from tests.helpers.tiny_data import medical_folder
 
 IMAGE_SIZE = 32
 DIVERGED = r"EA2D (loss became (nan|inf|-inf)|BatchNorm statistics became NaN/Inf) at step [1-9]\d*; .*Lower lr"
@@ -64,26 +66,13 @@ def test_degenerate_inputs_give_finite_scores_maps_and_loss(model: EA2DModel, na
 def _dataset(root: Path) -> Path:
     rng = np.random.default_rng(0)
     for split in ("train", "test_good", "test_bad"):
-        (root / split).mkdir(parents=True)
         for index in range(4):
-            pixels = rng.integers(10000, 50000, (IMAGE_SIZE, IMAGE_SIZE)).astype(np.uint16)
-            Image.fromarray(pixels).save(root / split / f"{index}.png")
+            write_png16(root / split / f"{index}.png", rng.integers(10000, 50000, (IMAGE_SIZE, IMAGE_SIZE)))
     return root
 
 
 def _datamodule(root: Path, **kwargs: object) -> MedicalFolder:
-    return MedicalFolder(
-        name="numerics",
-        root=root,
-        normal_dir="train",
-        normal_test_dir="test_good",
-        abnormal_dir="test_bad",
-        train_batch_size=4,
-        eval_batch_size=4,
-        num_workers=0,
-        val_split_mode="same_as_test",
-        **kwargs,  # type: ignore[arg-type]
-    )
+    return medical_folder(root, "numerics", val_split_mode="same_as_test", **kwargs)
 
 
 def _assert_finite(state: dict[str, torch.Tensor], where: str) -> None:
@@ -103,16 +92,7 @@ def _load(checkpoint: Path) -> dict:
 
 
 def _engine(root: Path, max_steps: int, limit_val_batches: int | None = 0) -> Engine:
-    return Engine(
-        default_root_dir=root,
-        max_steps=max_steps,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=limit_val_batches,
-    )
+    return cpu_engine(root, max_steps=max_steps, limit_val_batches=limit_val_batches)
 
 
 def _float_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -209,16 +189,7 @@ def test_diverging_run_with_validation_leaves_no_nan_checkpoint(tmp_path: Path) 
     seed_everything(0)
     datamodule = _datamodule(_dataset(tmp_path / "data"))
     model = EA2D(backbone="resnet18", pre_trained=False, image_size=IMAGE_SIZE)
-    engine = Engine(
-        default_root_dir=tmp_path / "run",
-        max_steps=10,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[_LearningRateJump(at_step=1, lr=1e6)],
-    )
+    engine = cpu_engine(tmp_path / "run", max_steps=10, callbacks=[_LearningRateJump(at_step=1, lr=1e6)])
     with pytest.raises(
         FloatingPointError, match=rf"{DIVERGED[: -len('; .*Lower lr')]}|validation scores became NaN/Inf at step 2"
     ):

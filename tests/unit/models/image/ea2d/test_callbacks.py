@@ -6,14 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from anomalib.data import Folder
-from anomalib.engine import Engine
 from lightning.pytorch import Callback, seed_everything
 
 from anomalib_ea2d import EA2D, ContrastiveAugmentation
 from anomalib_ea2d.models.image.ea2d.anomaly_map import rotate180
 from anomalib_ea2d.models.image.ea2d.callbacks import VIEW_TRANSFORMS
-from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_folder_dataset
+from tests.helpers.engine import cpu_engine
+from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_folder_dataset, tiny_folder
 
 IMAGE_SIZE = 64
 TERMS = ("recon_view1", "recon_view2", "contrastive")
@@ -143,17 +142,8 @@ def test_callback_drives_the_model_during_fit_and_restores_it(tmp_path: Path) ->
     assert model.loss.contrastive_weight == pytest.approx(0.5)
     callback = ContrastiveAugmentation(transforms=["hflip"], warmup_steps=4)
     probe = _ContrastiveProbe()
-    engine = Engine(
-        default_root_dir=tmp_path / "run",
-        max_steps=5,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[callback, probe],
-    )
-    engine.fit(model=model, datamodule=Folder(root=root, **FOLDER_ARGS))
+    engine = cpu_engine(tmp_path / "run", max_steps=5, callbacks=[callback, probe])
+    engine.fit(model=model, datamodule=tiny_folder(root))
 
     # Warm-up from 0 to the model's 0.5 over 4 steps, then the full weight.
     expected_weights = [0.0, 0.125, 0.25, 0.375, 0.5]

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
+from anomalib_ea2d.data.layout import TEST_ABNORMAL_DIR, TEST_NORMAL_DIR, TRAIN_DIR
 from anomalib_ea2d.data.prepare.aptos2019 import prepare_aptos2019
-from anomalib_ea2d.data.prepare.splits import TEST_ABNORMAL_DIR, TEST_NORMAL_DIR, TRAIN_DIR, SplitCounts
+from anomalib_ea2d.data.prepare.splits import SplitCounts
 from tests.helpers.raw_splits import names, written_counts
 
 

@@ -8,20 +8,20 @@ import nibabel as nib
 import numpy as np
 import pytest
 from anomalib.data import PredictDataset
-from PIL import Image
 from torch.utils.data import DataLoader
 
 from anomalib_ea2d import EA2D
 from anomalib_ea2d.data.datasets.medical_folder import MedicalPredictDataset
 from anomalib_ea2d.data.readers.predict import medical_predict_loader, route_predict_paths, volume_datamodule
 from anomalib_ea2d.data.volumes import MedicalVolumes
+from tests.helpers.images import write_png16
 from tests.helpers.volumes import head, write_dicom_series
 
 
 def _folder(root: Path, count: int) -> Path:
     root.mkdir(parents=True)
     for index in range(count):
-        Image.fromarray(np.full((16, 20), 1000 * (index + 1), np.uint16)).save(root / f"{index}.png")
+        write_png16(root / f"{index}.png", np.full((16, 20), 1000 * (index + 1)))
     return root
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from anomalib_ea2d.data.layout import TRAIN_DIR
 from anomalib_ea2d.data.prepare.oct2017 import prepare_oct2017
-from anomalib_ea2d.data.prepare.splits import TRAIN_DIR, SplitCounts
+from anomalib_ea2d.data.prepare.splits import SplitCounts
 from tests.helpers.raw_splits import oct_tree, written_counts
 
 

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from anomalib.engine import Engine
 from anomalib.pre_processing import PreProcessor
 from PIL import Image
 from torchvision.transforms import v2
 
 from anomalib_ea2d import EA2D, EA2DLoss, EA2DModel
-from anomalib_ea2d.data.datamodules.medical_folder import MedicalFolder, MedicalPredictDataset
+from anomalib_ea2d.data import MedicalFolder, MedicalPredictDataset
 from tests.helpers.cli import cli_env
+from tests.helpers.engine import cpu_engine
 
 ANOMALIB = str(Path(sys.executable).parent / "anomalib")
 
@@ -89,6 +89,6 @@ def test_custom_pre_processor_size_not_multiple_of_32_is_named(tmp_path: Path) -
     datamodule = MedicalFolder(
         name="size", root=tmp_path, normal_dir="good", normal_test_dir="test", num_workers=0, train_batch_size=2
     )
-    engine = Engine(default_root_dir=tmp_path / "results", max_steps=1, accelerator="cpu", logger=False)
+    engine = cpu_engine(tmp_path / "results", max_steps=1)
     with pytest.raises(ValueError, match=r"multiples of 32, got 100x100; resize the images .*image_size"):
         engine.fit(model=model, datamodule=datamodule)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from anomalib_ea2d.data.layout import TEST_ABNORMAL_DIR
 from anomalib_ea2d.data.prepare.isic2018 import prepare_isic2018
-from anomalib_ea2d.data.prepare.splits import TEST_ABNORMAL_DIR, SplitCounts
+from anomalib_ea2d.data.prepare.splits import SplitCounts
 from tests.helpers.raw_splits import names, stub
 
 ISIC_CLASSES = ["MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"]
