@@ -33,6 +33,7 @@ MOVED: dict[str, str] = {
     "anomalib_ea2d.anomaly_map": "anomalib_ea2d.models.image.ea2d.anomaly_map",
     "anomalib_ea2d.checkpoint": "anomalib_ea2d.models.image.ea2d.checkpoint",
     "anomalib_ea2d.components": "anomalib_ea2d.models.image.ea2d.components",
+    "anomalib_ea2d.guards": "anomalib_ea2d.models.image.ea2d.guards",  # with the generic guards it re-exports
     "anomalib_ea2d.lightning_model": "anomalib_ea2d.models.image.ea2d.lightning_model",
     "anomalib_ea2d.loss": "anomalib_ea2d.models.image.ea2d.loss",
     "anomalib_ea2d.map_statistics": "anomalib_ea2d.models.image.ea2d.map_statistics",
@@ -43,8 +44,8 @@ MOVED: dict[str, str] = {
     "anomalib_ea2d.backbone": "anomalib_ea2d.models.components.backbone",
     "anomalib_ea2d.components.batchnorm": "anomalib_ea2d.models.components.batchnorm",
     "anomalib_ea2d.components.fusion": "anomalib_ea2d.models.components.fusion",
-    # callbacks, visualisation, utilities and the benchmark pipeline, for any anomalib model
-    "anomalib_ea2d.guards": "anomalib_ea2d.models.image.ea2d.guards",
+    # callbacks, visualisation, utilities and the benchmark pipeline, for any anomalib model (the old
+    # modules anomalib_ea2d.metrics and .post_processing are packages of the same names now)
     "anomalib_ea2d.image_scores": "anomalib_ea2d.callbacks.image_scores",
     "anomalib_ea2d.raw_scores": "anomalib_ea2d.callbacks.raw_predictions",
     "anomalib_ea2d.roi": "anomalib_ea2d.callbacks.roi",

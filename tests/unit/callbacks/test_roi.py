@@ -97,3 +97,32 @@ def test_region_of_interest_callback_sets_ea2d_roi_once() -> None:
     with torch.no_grad():
         out = module.model(_normalise(raw))
     assert torch.all(out.anomaly_map[first(_normalise(raw)) == 0] == 0)
+
+
+def test_a_module_with_its_own_roi_gets_the_foreground_through_the_hook_and_no_forward_hook() -> None:
+    from lightning.pytorch import LightningModule  # noqa: PLC0415
+
+    from anomalib_ea2d.callbacks.roi import AppliesRegionOfInterest, RegionOfInterest  # noqa: PLC0415
+
+    class OwnROI(LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = torch.nn.Identity()
+            self.received: list[Foreground] = []
+
+        def set_region_of_interest(self, foreground: Foreground) -> None:
+            self.received.append(foreground)
+            self.model.roi_foreground = foreground
+
+    module, plain = OwnROI(), LightningModule()
+    plain.model = torch.nn.Identity()
+    assert isinstance(module, AppliesRegionOfInterest)
+    assert not isinstance(plain, AppliesRegionOfInterest)
+    callback = RegionOfInterest()
+    callback.apply(module)
+    callback.apply(module)  # the module has its ROI now: left alone
+    assert len(module.received) == 1
+    assert not module.model._forward_hooks
+    callback.apply(plain)  # any other model: the callback's own hook
+    assert isinstance(plain.model.roi_foreground, Foreground)
+    assert len(plain.model._forward_hooks) == 1

@@ -1,4 +1,4 @@
-"""The medical-image reader (data/image_io.py): bit depths, colour modes, tiny sizes and broken files.
+"""The medical-image reader (``data/readers/image.py``): bit depths, colour modes, tiny sizes and broken files.
 
 Every expected value is computed from the array the test writes (no copied numbers). 8-bit files
 must read exactly as anomalib's own reader reads them; deeper files must keep their full range.
