@@ -2,7 +2,7 @@
 
 The wheel installs ``anomalib_ea2d_hook.pth``, which imports this module when Python starts. It
 only adds a meta-path finder: when (and if) ``anomalib.models`` is imported, the finder lets the
-import complete and then imports :mod:`anomalib_ea2d.lightning_model`, which registers ``EA2D``.
+import complete and then imports EA2D's Lightning module (:data:`PLUGIN`), which registers ``EA2D``.
 Registration makes ``anomalib train --model EA2D`` (jsonargparse resolves subclasses of
 ``AnomalibModule`` among imported classes), ``anomalib.models.get_model("ea2d")`` and
 ``anomalib.models.EA2D`` (used by ``anomalib benchmark``) work.
@@ -10,8 +10,9 @@ Registration makes ``anomalib train --model EA2D`` (jsonargparse resolves subcla
 Two more anomalib modules get an EA2D-only addition right after they load:
 
 * ``anomalib.engine.engine``: ``Engine.predict(data_path=...)`` (``anomalib predict --data <path>``)
-  of an EA2D model on NIfTI volumes or DICOM series predicts them as volumes
-  (:func:`anomalib_ea2d.data.predict_reader.route_volume_predictions`);
+  of an EA2D model reads images with the medical-image reader (all files checked first) and
+  predicts NIfTI volumes or DICOM series as volumes
+  (:func:`anomalib_ea2d.data.readers.predict.route_predict_paths`);
 * ``anomalib.cli.cli``: an EA2D model that cannot be built from the command line (no ImageNet weights
   offline) ends the command with its one message (:func:`anomalib_ea2d.cli_errors.report_plainly`).
 """
@@ -26,7 +27,9 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 
 TARGET = "anomalib.models"
-PLUGIN = "anomalib_ea2d.lightning_model"
+PLUGIN = "anomalib_ea2d.models.image.ea2d.lightning_model"
+LEGACY_PLUGIN = "anomalib_ea2d.lightning_model"
+"""The module ``EA2D`` was defined in before the package layout; class paths naming it stay allowed."""
 ENGINE = "anomalib.engine.engine"
 CLI = "anomalib.cli.cli"
 
@@ -39,7 +42,7 @@ def register(model_class: type) -> None:
     setattr(models, model_class.__name__, model_class)
     allowed = getattr(models, "ALLOWED_MODULES", None)
     if isinstance(allowed, set):
-        allowed.update({"anomalib_ea2d", model_class.__module__})
+        allowed.update({"anomalib_ea2d", model_class.__module__, LEGACY_PLUGIN})
 
 
 def _import_plugin(_module: ModuleType) -> None:
@@ -51,15 +54,22 @@ def _import_plugin(_module: ModuleType) -> None:
         sys.stderr.write(f"anomalib-ea2d: could not register EA2D with anomalib ({error}).\n")
 
 
+def _is_ea2d(model: object) -> bool:
+    """Whether ``model`` is an EA2D module (no import: if EA2D's module is not loaded, nothing is EA2D)."""
+    plugin = sys.modules.get(PLUGIN)
+    ea2d = getattr(plugin, "EA2D", None)
+    return ea2d is not None and isinstance(model, ea2d)
+
+
 def _extend_engine(module: ModuleType) -> None:
     if not hasattr(module, "Engine"):  # still being imported (no start-up hook): leave it as it is
         return
     try:
-        from anomalib_ea2d.data.predict_reader import route_volume_predictions  # noqa: PLC0415 - torch-heavy
+        from anomalib_ea2d.data.readers.predict import route_predict_paths  # noqa: PLC0415 - torch-heavy
 
-        route_volume_predictions(module.Engine)
+        route_predict_paths(module.Engine, serves=_is_ea2d)
     except Exception as error:  # noqa: BLE001 - never break anomalib because of the plugin
-        sys.stderr.write(f"anomalib-ea2d: predicting volumes with --data <path> is unavailable ({error}).\n")
+        sys.stderr.write(f"anomalib-ea2d: predicting images and volumes with --data <path> is unavailable ({error}).\n")
 
 
 def _extend_cli(module: ModuleType) -> None:

@@ -19,7 +19,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from anomalib_ea2d.backbone import OfflineWeightsError
+from anomalib_ea2d.models.components.backbone import OfflineWeightsError
 
 PLAIN_ERRORS: tuple[type[Exception], ...] = (OfflineWeightsError,)
 """Errors of building an EA2D model whose message is the whole story for a command-line user."""
@@ -69,7 +69,7 @@ def report_plainly(cli_class: type) -> None:
 
     @functools.wraps(original)
     def instantiate_classes(self: Any) -> None:  # noqa: ANN401 - the CLI
-        from anomalib_ea2d.lightning_model import EA2D  # noqa: PLC0415 - imported by then, when EA2D is used
+        from anomalib_ea2d.models.image.ea2d.lightning_model import EA2D  # noqa: PLC0415 - imported by then, when EA2D is used
 
         parsers = [getattr(self, "parser", None)]
         subcommand = getattr(self, "subcommand", None)

@@ -2,18 +2,19 @@
 
 ``python -m anomalib_ea2d.demo`` reads ``configs/synthetic_brain.yaml`` and the data config it names
 (the single source of the demo's settings; an installed wheel carries both, see
-:mod:`anomalib_ea2d.config_files`), generates the synthetic set if needed, trains EA2D, tests
-the final model with anomalib's metrics, exports it to OpenVINO and writes, under ``--output``
-(default ``results/demo``):
+:mod:`anomalib_ea2d.config_files`) with jsonargparse, which builds the model and the datamodule
+as ``anomalib train --config`` does (:func:`config_parser`), generates the synthetic set if needed,
+trains EA2D, tests the final model with anomalib's metrics, exports it to OpenVINO and writes,
+under ``--output`` (default ``results/demo``):
 
 - ``metrics.json`` and ``metrics.csv``: the configured test metrics (the demo config: image AUROC,
   AP, sensitivity/specificity at the operating point and at 95 % specificity; pixel AUROC, AP,
   PRO, Dice, best Dice), the operating point's thresholds, and timings;
 - ``image_scores.csv``: every test slice's raw score (the image AUROC is computed on these),
   normalised score, decision at the operating point and label
-  (:class:`~anomalib_ea2d.image_scores.ImageScores`);
+  (:class:`~anomalib_ea2d.callbacks.image_scores.ImageScores`);
 - ``report.html``: the run report (settings, ROC/PR curves, score histograms with the operating
-  threshold, the worst false positives and negatives; :class:`~anomalib_ea2d.report.RunReport`),
+  threshold, the worst false positives and negatives; :class:`~anomalib_ea2d.visualization.report.RunReport`),
   one self-contained file;
 - ``heatmaps/``: anomalib's visualisations of a few normal and lesion test slices;
 - ``openvino/``: the exported model (``model.xml``/``model.bin``).
@@ -22,14 +23,13 @@ Where ImageNet weights can be reached (timm's cache or a download) the demo uses
 encoder starts from random weights (with the config's ``scratch_encoder_lr`` if it sets one), and one log
 line says so.
 The console shows the steps, the metrics table and where the outputs are; the export's ONNX
-chatter is silenced (:func:`~anomalib_ea2d.quiet.quiet_export`).
+chatter is silenced (:func:`~anomalib_ea2d.utils.quiet.quiet_export`).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import importlib
 import json
 import logging
 import shutil
@@ -38,15 +38,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from anomalib.data import AnomalibDataModule
 from anomalib.deploy import ExportType
 from anomalib.engine import Engine
+from anomalib.models import AnomalibModule
+from jsonargparse import ArgumentError, ArgumentParser, Namespace
 from lightning.pytorch import seed_everything
 
-from anomalib_ea2d.backbone import OfflineWeightsError
+from anomalib_ea2d.callbacks.image_scores import SCORES_FILE
 from anomalib_ea2d.config_files import config_dir, find_config
-from anomalib_ea2d.image_scores import SCORES_FILE
-from anomalib_ea2d.quiet import quiet_export
-from anomalib_ea2d.report import RunReport
+from anomalib_ea2d.models.components.backbone import OfflineWeightsError
+from anomalib_ea2d.utils.quiet import quiet_export
+from anomalib_ea2d.visualization.report import RunReport
 
 logger = logging.getLogger("anomalib_ea2d.demo")
 
@@ -55,34 +58,44 @@ DEFAULT_CONFIG = config_dir() / "synthetic_brain.yaml"
 HEATMAPS_PER_CLASS = 3
 
 
-def _build(value: Any) -> Any:  # noqa: ANN401
-    """Instantiate nested ``{class_path, init_args}`` sections (e.g. a post-processor); other values as they are."""
-    if isinstance(value, dict) and "class_path" in value:
-        return _instantiate(value)
-    return value
+def config_parser() -> ArgumentParser:
+    """The parser of a demo config: ``seed_everything``, ``trainer``, ``model`` and ``data``, as in ``anomalib train``.
+
+    ``model`` and ``data`` are subclass arguments of anomalib's ``AnomalibModule`` and
+    ``AnomalibDataModule``, resolved and built as anomalib's CLI builds them (nested class paths such
+    as a post-processor included); ``trainer`` holds ``Engine``/``Trainer`` arguments. If the model
+    asks for ImageNet weights that cannot be reached, it is built from random weights instead, with
+    one log line saying so.
+    """
+    parser = ArgumentParser(description=__doc__.splitlines()[0], exit_on_error=False)
+    parser.add_argument("--seed_everything", type=int, default=42)
+    parser.add_argument("--trainer", type=dict[str, Any], default={})
+    parser.add_subclass_arguments(AnomalibModule, "model", required=True, fail_untyped=False)
+    parser.add_subclass_arguments(AnomalibDataModule, "data", required=True, fail_untyped=False)
+    parser.add_instantiator(_from_random_weights_if_offline, AnomalibModule, subclasses=True)
+    return parser
 
 
-def _instantiate(spec: dict[str, Any], **overrides: Any) -> Any:  # noqa: ANN401
-    """Build ``class_path(**init_args, **overrides)`` from a config section."""
-    module_name, _, class_name = spec["class_path"].rpartition(".")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    init_args = {key: _build(value) for key, value in spec.get("init_args", {}).items()}
-    return cls(**{**init_args, **overrides})
+def _from_random_weights_if_offline(class_type: type, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+    """Build the model; if ImageNet weights are asked for but unreachable, build it from random weights."""
+    try:
+        return class_type(*args, **kwargs)
+    except OfflineWeightsError as error:
+        if not kwargs.get("pre_trained", True):
+            raise
+        reason = str(error).split(";", maxsplit=1)[0]
+        scratch_lr = kwargs.get("scratch_encoder_lr")
+        recipe = f"from-scratch recipe, encoder lr {scratch_lr:g}" if scratch_lr is not None else "paper recipe"
+        logger.warning("%s; the demo trains the encoder from random weights (%s).", reason, recipe)
+        return class_type(*args, **{**kwargs, "pre_trained": False})
 
 
-def load_config(path: Path) -> dict[str, Any]:
-    """The YAML config at ``path``, with each section given as a file (``data: data/x.yaml``) read in.
+def _check_section_files(path: Path) -> None:
+    """Raise ``FileNotFoundError`` naming a section file (``data: data/x.yaml``) that does not exist.
 
     Section files are found relative to the config's folder, as anomalib's CLI finds them.
-
-    Raises:
-        FileNotFoundError: A section file the config names does not exist.
-
-    Example:
-        >>> load_config(DEFAULT_CONFIG)["data"]["class_path"]
-        'anomalib_ea2d.data.SyntheticBrainMRI'
     """
-    config = yaml.safe_load(path.read_text())
+    config = yaml.safe_load(path.read_text()) or {}
     for key, value in config.items():
         if isinstance(value, str) and value.endswith((".yaml", ".yml")):
             section = path.parent / value
@@ -92,22 +105,29 @@ def load_config(path: Path) -> dict[str, Any]:
                     "restore that file or write the section into the config."
                 )
                 raise FileNotFoundError(msg)
-            config[key] = yaml.safe_load(section.read_text())
-    return config
 
 
-def _build_model(spec: dict[str, Any]) -> Any:  # noqa: ANN401
-    """The configured EA2D; if ImageNet weights are asked for but unreachable, start from random weights."""
-    try:
-        return _instantiate(spec)
-    except OfflineWeightsError as error:
-        if not spec.get("init_args", {}).get("pre_trained", True):
-            raise
-        reason = str(error).split(";", maxsplit=1)[0]
-        scratch_lr = spec.get("init_args", {}).get("scratch_encoder_lr")
-        recipe = f"from-scratch recipe, encoder lr {scratch_lr:g}" if scratch_lr is not None else "paper recipe"
-        logger.warning("%s; the demo trains the encoder from random weights (%s).", reason, recipe)
-        return _instantiate(spec, pre_trained=False)
+def parse_config(path: Path) -> Namespace:
+    """The demo config at ``path`` as :func:`config_parser` reads it (only the values it sets).
+
+    Raises:
+        FileNotFoundError: A section file the config names does not exist.
+    """
+    _check_section_files(path)
+    return config_parser().parse_path(path, defaults=False)
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """The YAML config at ``path`` as one plain dictionary, its section files (``data: data/x.yaml``) read in.
+
+    Raises:
+        FileNotFoundError: A section file the config names does not exist.
+
+    Example:
+        >>> load_config(DEFAULT_CONFIG)["data"]["class_path"]
+        'anomalib_ea2d.data.SyntheticBrainMRI'
+    """
+    return yaml.safe_load(config_parser().dump(parse_config(path)))
 
 
 def _collect_heatmaps(results_dir: Path, target: Path) -> list[Path]:
@@ -141,15 +161,16 @@ def _print_table(metrics: dict[str, Any]) -> None:
 
 def run(config_path: Path, output: Path) -> dict[str, Any]:
     """Run the demo and return the metrics written to ``output/metrics.json``."""
-    config = load_config(config_path)
+    config = parse_config(config_path)
     seed_everything(config.get("seed_everything", 42), workers=True)
     output.mkdir(parents=True, exist_ok=True)
     _step(1, f"data: synthetic brain-MRI set under {output / 'data'} (generated on first use)")
-    datamodule = _instantiate(config["data"], root=output / "data")
-    model = _build_model(config["model"])
+    config["data.init_args.root"] = output / "data"
+    built = config_parser().instantiate_classes(config)
+    datamodule, model = built.data, built.model
     # The recipe's length given to the trainer up front: same 300 steps, without Lightning's "max_epochs
     # was not set" warning on the demo's console.
-    trainer_args = {"max_steps": model.hparams.max_steps, **config.get("trainer", {})}
+    trainer_args = {"max_steps": model.hparams.max_steps, **(config.get("trainer") or {})}
     report = RunReport(output_dir=output)
     engine = Engine(default_root_dir=output / "results", logger=False, callbacks=[report], **trainer_args)
 
@@ -207,8 +228,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         config_path = find_config(args.config)
-        load_config(config_path)  # a missing section file is reported here, before any work
-    except FileNotFoundError as error:
+        parse_config(config_path)  # a missing section file or a wrong setting is reported here, before any work
+    except (FileNotFoundError, ArgumentError) as error:
         parser.error(str(error))  # exits with status 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     run(config_path, args.output)

@@ -25,7 +25,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from anomalib_ea2d.benchmark.report import Table, fmt, fmt_mean_std, mean_std  # noqa: E402
+from anomalib_ea2d.pipelines.benchmark.report import Table, fmt, fmt_mean_std, mean_std  # noqa: E402
 
 DEMO_COMMAND = (sys.executable, "-W", "ignore::FutureWarning", "-m", "anomalib_ea2d.demo")
 """The demo as ``scripts/demo.sh`` runs it (timm's and anomalib's import-time deprecation warnings hidden)."""

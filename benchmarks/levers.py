@@ -43,9 +43,9 @@ from lightning.pytorch import seed_everything
 from torchmetrics.classification import BinaryAUROC
 
 from anomalib_ea2d import EA2D
+from anomalib_ea2d.callbacks.roi import foreground_for
 from anomalib_ea2d.data import SyntheticBrainMRI
-from anomalib_ea2d.post_processing import threshold_at_fpr
-from anomalib_ea2d.roi import foreground_for
+from anomalib_ea2d.post_processing.specificity_post_processor import threshold_at_fpr
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "synthetic_brain.yaml"
 REDUCTIONS = ("max", "mean", "topk")

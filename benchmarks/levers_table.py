@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from anomalib_ea2d.benchmark.report import Table, fmt_mean_std, mean_std
+from anomalib_ea2d.pipelines.benchmark.report import Table, fmt_mean_std, mean_std
 
 SETTING = ("steps", "image_size", "encoder_lr", "standardize_maps", "roi", "score_reduction")
 VALUES = ("val_image_AUROC", "image_AUROC", "image_sensitivity_at_op", "image_specificity_at_op", "pixel_AUROC")

@@ -75,7 +75,7 @@ def measure_memory(root: Path, batch: int, size: int, batches: int) -> dict[str,
     """Setup + ``batches`` shuffled batches; peak RSS after imports (run in its own process)."""
     import torch  # noqa: F401, PLC0415
 
-    from anomalib_ea2d.benchmark import PeakRSS, _read_status_kib  # noqa: PLC0415
+    from anomalib_ea2d.pipelines.benchmark.measure import PeakRSS, _read_status_kib  # noqa: PLC0415
 
     baseline = (_read_status_kib("VmRSS") or 0) / 1024
     with PeakRSS() as rss:
@@ -98,7 +98,7 @@ def measure_speed(root: Path, batch: int, size: int, rounds: int, steps: int) ->
     import torch  # noqa: PLC0415
 
     from anomalib_ea2d import EA2D  # noqa: PLC0415
-    from anomalib_ea2d.benchmark import _plain_training_step_seconds  # noqa: PLC0415
+    from anomalib_ea2d.pipelines.benchmark.goals import _plain_training_step_seconds  # noqa: PLC0415
 
     datamodule, setup_seconds = _datamodule(root, batch, size)
     loader = iter(datamodule.train_dataloader())

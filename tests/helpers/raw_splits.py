@@ -6,7 +6,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from anomalib_ea2d.data.splits import TEST_ABNORMAL_DIR, TEST_NORMAL_DIR, TRAIN_DIR, SplitCounts
+from anomalib_ea2d.data.layout import TEST_ABNORMAL_DIR, TEST_NORMAL_DIR, TRAIN_DIR
+from anomalib_ea2d.data.prepare.splits import SplitCounts
 
 
 def image(path: Path, size: tuple[int, int] = (12, 10), value: int = 128) -> Path:

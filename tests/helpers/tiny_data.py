@@ -64,6 +64,31 @@ FOLDER_ARGS = {
 """Folder datamodule arguments for :func:`make_tiny_folder_dataset`'s layout (besides ``root``)."""
 
 
+def tiny_folder(root: Path, **overrides: Any) -> Any:
+    """anomalib's ``Folder`` datamodule over :func:`make_tiny_folder_dataset`'s layout (:data:`FOLDER_ARGS`)."""
+    from anomalib.data import Folder  # noqa: PLC0415 (keeps this module free of torch)
+
+    return Folder(root=root, **{**FOLDER_ARGS, **overrides})
+
+
+MEDICAL_FOLDER_ARGS = {
+    "normal_dir": "train",
+    "normal_test_dir": "test_good",
+    "abnormal_dir": "test_bad",
+    "train_batch_size": 4,
+    "eval_batch_size": 4,
+    "num_workers": 0,
+}
+"""``MedicalFolder`` arguments for a flat layout: ``train``, ``test_good`` and ``test_bad`` under ``root``."""
+
+
+def medical_folder(root: Path, name: str, **overrides: Any) -> Any:
+    """``MedicalFolder`` named ``name`` over ``root`` with :data:`MEDICAL_FOLDER_ARGS`; ``overrides`` win."""
+    from anomalib_ea2d.data import MedicalFolder  # noqa: PLC0415 (keeps this module free of torch)
+
+    return MedicalFolder(name=name, root=root, **{**MEDICAL_FOLDER_ARGS, **overrides})
+
+
 def tiny_synthetic_brain(root: Path, size: int = 64) -> Any:
     """A ``SyntheticBrainMRI`` datamodule of a seconds-sized set (8 train, 4 + 4 test slices) under ``root``."""
     from anomalib_ea2d.data import SyntheticBrainMRI  # noqa: PLC0415 (keeps this module free of torch)

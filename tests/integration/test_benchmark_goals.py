@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from anomalib_ea2d.benchmark import load_preset
-from anomalib_ea2d.benchmark.flops import peak_kernels
-from anomalib_ea2d.benchmark.goals import goal_checks, run_goals
+from anomalib_ea2d.pipelines.benchmark import load_preset
+from anomalib_ea2d.pipelines.benchmark.flops import peak_kernels
+from anomalib_ea2d.pipelines.benchmark.goals import goal_checks, run_goals
 
 pytestmark = pytest.mark.slow
 

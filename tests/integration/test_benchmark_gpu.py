@@ -1,4 +1,4 @@
-"""The ``gpu`` study of ``python -m anomalib_ea2d.benchmark`` runs end to end; here on CPU at the smoke size.
+"""The ``gpu`` study of ``python -m anomalib_ea2d.pipelines.benchmark`` runs end to end; here on CPU at the smoke size.
 
 It must also run where anomalib is not installed (a bare GPU machine): the second case hides anomalib
 from the interpreter, so the study's stand-in for ``anomalib.data.InferenceBatch`` is what it uses.
@@ -28,7 +28,7 @@ sys.meta_path.insert(0, HideAnomalib())
 
 @pytest.mark.parametrize("anomalib_installed", [True, False], ids=["with_anomalib", "without_anomalib"])
 def test_gpu_study_writes_every_measurement(tmp_path: Path, anomalib_installed: bool) -> None:
-    run = "from anomalib_ea2d.benchmark.cli import main; sys.exit(main(sys.argv[1:]))"
+    run = "from anomalib_ea2d.pipelines.benchmark.cli import main; sys.exit(main(sys.argv[1:]))"
     code = "import sys\n" + ("" if anomalib_installed else HIDE_ANOMALIB) + run
     command = [sys.executable, "-c", code, "gpu", "--preset", "smoke", "--output", str(tmp_path)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two spinning threads on a loaded 2-core machine: 10x slower

@@ -1,4 +1,4 @@
-"""Smoke-sized runs of ``python -m anomalib_ea2d.benchmark``: the studies run end to end and write their files."""
+"""Smoke-sized runs of ``python -m anomalib_ea2d.pipelines.benchmark``: each study runs end to end, with its files."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from anomalib_ea2d.benchmark import METRIC_KEYS, backends, load_preset, main, run_ablation, run_compare
-from anomalib_ea2d.benchmark.compare import VARIANTS, report_file
-from anomalib_ea2d.benchmark.metrics import MEDICAL_KEYS
+from anomalib_ea2d.pipelines.benchmark import METRIC_KEYS, backends, load_preset, main, run_ablation, run_compare
+from anomalib_ea2d.pipelines.benchmark.compare import VARIANTS, report_file
+from anomalib_ea2d.pipelines.benchmark.metrics import MEDICAL_KEYS
 
 pytestmark = pytest.mark.slow
 

@@ -11,18 +11,16 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
-from anomalib.data import Folder
 from anomalib.deploy import ExportType
-from anomalib.engine import Engine
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from anomalib_ea2d import EA2D
-from anomalib_ea2d.guards import UncalibratedModelError
-from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_folder_dataset
+from anomalib_ea2d.callbacks.guards import UncalibratedModelError
+from tests.helpers.engine import cpu_engine
+from tests.helpers.tiny_data import make_tiny_folder_dataset, tiny_folder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -45,14 +43,6 @@ def dataset_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_folder_dataset(tmp_path_factory.mktemp("tiny"), size=SIZE)
 
 
-def _datamodule(root: Path) -> Folder:
-    return Folder(root=root, **FOLDER_ARGS)
-
-
-def _engine(root: Path, **kwargs: Any) -> Engine:
-    return Engine(default_root_dir=root, logger=False, enable_progress_bar=False, **kwargs)
-
-
 def _model() -> EA2D:
     torch.manual_seed(0)
     return EA2D(backbone="resnet18", pre_trained=False, image_size=SIZE)
@@ -64,8 +54,8 @@ def test_training_that_stops_inside_an_epoch_validates_its_final_weights(
 ) -> None:
     probe = ValidationSteps()
     model = _model()
-    engine = _engine(tmp_path, max_steps=max_steps, callbacks=[probe])
-    engine.fit(model=model, datamodule=_datamodule(dataset_root))
+    engine = cpu_engine(tmp_path, max_steps=max_steps, callbacks=[probe])
+    engine.fit(model=model, datamodule=tiny_folder(dataset_root))
     assert probe.steps[-1] == max_steps  # the last validation saw the final weights
     assert probe.steps == sorted(set(probe.steps))  # and no step was validated twice
     post = model.post_processor
@@ -75,7 +65,7 @@ def test_training_that_stops_inside_an_epoch_validates_its_final_weights(
     checkpoint = Path(engine.trainer.checkpoint_callback.best_model_path)
     loaded = EA2D.load_from_checkpoint(checkpoint, weights_only=False)
     assert float(loaded.post_processor.image_threshold) == pytest.approx(float(post.image_threshold))
-    (results,) = _engine(tmp_path / "test").test(model=loaded, datamodule=_datamodule(dataset_root), verbose=False)
+    (results,) = cpu_engine(tmp_path / "test").test(model=loaded, datamodule=tiny_folder(dataset_root), verbose=False)
     assert not math.isnan(results["image_F1Score"])
 
 
@@ -83,18 +73,18 @@ def test_a_model_that_never_validated_stops_test_and_predict_with_one_message(
     dataset_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     model = _model()
-    engine = _engine(tmp_path, max_steps=1, limit_val_batches=0)
-    engine.fit(model=model, datamodule=_datamodule(dataset_root))
+    engine = cpu_engine(tmp_path, max_steps=1, limit_val_batches=0)
+    engine.fit(model=model, datamodule=tiny_folder(dataset_root))
     assert math.isnan(float(model.post_processor.image_threshold))
     advice = r"EA2D cannot (test|predict): its post-processor was never calibrated .*anomalib validate"
     with pytest.raises(UncalibratedModelError, match=advice.replace("(test|predict)", "test")):
-        engine.test(model=model, datamodule=_datamodule(dataset_root))
+        engine.test(model=model, datamodule=tiny_folder(dataset_root))
     with pytest.raises(UncalibratedModelError, match=advice.replace("(test|predict)", "predict")):
-        engine.predict(model=model, datamodule=_datamodule(dataset_root))
+        engine.predict(model=model, datamodule=tiny_folder(dataset_root))
     with caplog.at_level(logging.WARNING):
         engine.export(model=model, export_type=ExportType.TORCH, export_root=tmp_path / "export")
     assert any("never calibrated" in r.getMessage() and "raw scores" in r.getMessage() for r in caplog.records)
     # Validating calibrates it; then it tests.
-    _engine(tmp_path / "validate").validate(model=model, datamodule=_datamodule(dataset_root))
-    (results,) = _engine(tmp_path / "test").test(model=model, datamodule=_datamodule(dataset_root), verbose=False)
+    cpu_engine(tmp_path / "validate").validate(model=model, datamodule=tiny_folder(dataset_root))
+    (results,) = cpu_engine(tmp_path / "test").test(model=model, datamodule=tiny_folder(dataset_root), verbose=False)
     assert not math.isnan(results["image_F1Score"])

@@ -23,10 +23,13 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from anomalib_ea2d import EA2D, EA2DModel
-from anomalib_ea2d.checkpoint import CheckpointFormatError
-from anomalib_ea2d.data.medical_folder import MedicalFolder
-from anomalib_ea2d.reference import PREFIX_MAP
+from anomalib_ea2d.data import MedicalFolder
+from anomalib_ea2d.models.image.ea2d.checkpoint import CheckpointFormatError
+from anomalib_ea2d.models.image.ea2d.reference import PREFIX_MAP
 from tests.helpers.cli import cli_env
+from tests.helpers.engine import cpu_engine
+from tests.helpers.images import write_png16
+from tests.helpers.tiny_data import medical_folder
 
 IMAGE_SIZE = 32
 TRAIN_SIZES = [(32, 32), (45, 70), (5, 7), (40, 40), (64, 48), (33, 31), (32, 32), (50, 50)]
@@ -49,7 +52,6 @@ def make_medical_dataset(root: Path, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     layout = {"train/good": TRAIN_SIZES, "test/good": [(45, 70), (32, 32)], "test/bad": [(45, 70), (40, 40)]}
     for split, sizes in layout.items():
-        (root / split).mkdir(parents=True)
         for index, (height, width) in enumerate(sizes):
             image = _texture(rng, height, width)
             if split == "test/bad":
@@ -58,21 +60,20 @@ def make_medical_dataset(root: Path, seed: int = 0) -> Path:
                 image[mask > 0] = 64000
                 (root / "ground_truth/bad").mkdir(parents=True, exist_ok=True)
                 Image.fromarray(mask).save(root / "ground_truth/bad" / f"{index}.png")
-            Image.fromarray(image.clip(0, 65535).astype(np.uint16)).save(root / split / f"{index}.png")
+            write_png16(root / split / f"{index}.png", image)
     return root
 
 
 def _datamodule(root: Path) -> MedicalFolder:
-    return MedicalFolder(
-        name="ckpt",
-        root=root,
+    return medical_folder(
+        root,
+        "ckpt",
         normal_dir="train/good",
         normal_test_dir="test/good",
         abnormal_dir="test/bad",
         mask_dir="ground_truth/bad",
         train_batch_size=BATCH,
         eval_batch_size=BATCH,
-        num_workers=0,
         val_split_mode="same_as_test",  # no random split: every run predicts the same images
     )
 
@@ -82,16 +83,7 @@ def _model() -> EA2D:
 
 
 def _engine(root: Path, **kwargs: object) -> Engine:
-    return Engine(
-        default_root_dir=root,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        deterministic=True,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        **kwargs,  # type: ignore[arg-type]
-    )
+    return cpu_engine(root, deterministic=True, **kwargs)
 
 
 def _checkpoint(engine: Engine) -> Path:
@@ -221,7 +213,7 @@ def test_cli_wrong_checkpoint_message_and_exit_code(reference_file: Path, data_r
     env = cli_env(OMP_NUM_THREADS="1")
     args = [
         ANOMALIB, "test", "--model", "EA2D", "--model.backbone", "resnet18", "--model.pre_trained", "false",
-        "--model.image_size", str(IMAGE_SIZE), "--data", "anomalib_ea2d.data.medical_folder.MedicalFolder",
+        "--model.image_size", str(IMAGE_SIZE), "--data", "anomalib_ea2d.data.medical_folder.MedicalFolder",  # old path
         "--data.name", "cli", "--data.root", str(data_root), "--data.normal_dir", "train/good",
         "--data.abnormal_dir", "test/bad", "--data.normal_test_dir", "test/good", "--data.num_workers", "0",
         "--trainer.accelerator", "cpu", "--default_root_dir", str(tmp_path), "--ckpt_path", str(reference_file),

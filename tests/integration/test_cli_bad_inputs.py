@@ -115,7 +115,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def outputs(inputs: dict[str, Path]) -> dict[str, tuple[int, str]]:
     """Run every case but the README predict command in one process: ``{case: (exit code, output)}``."""
     root, clean, broken, ckpts = inputs["root"], inputs["clean"], inputs["broken"], inputs["checkpoints"]
-    medical = "anomalib_ea2d.data.medical_folder.MedicalFolder"
+    medical = "anomalib_ea2d.data.MedicalFolder"
 
     def results(name: str) -> list[str]:
         return ["--default_root_dir", str(root / "results" / name)]

@@ -19,7 +19,7 @@ import yaml
 from anomalib.data import AnomalibDataModule
 from jsonargparse import ArgumentParser
 
-from anomalib_ea2d.data.splits import TEST_ABNORMAL_DIR, TEST_NORMAL_DIR, TRAIN_DIR
+from anomalib_ea2d.data.layout import TEST_ABNORMAL_DIR, TEST_NORMAL_DIR, TRAIN_DIR
 from tests.helpers.raw_splits import image
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"

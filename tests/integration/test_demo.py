@@ -17,7 +17,7 @@ import yaml
 from huggingface_hub import constants as hub_constants
 
 from anomalib_ea2d.demo import DEFAULT_CONFIG, load_config, run
-from anomalib_ea2d.report.page import SECTIONS
+from anomalib_ea2d.visualization.report.page import SECTIONS
 from tests.helpers.ranking import auroc, average_precision, split_by_label
 
 STEPS = 2

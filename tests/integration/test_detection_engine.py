@@ -16,7 +16,6 @@ import numpy as np
 import openvino as ov
 import pytest
 import torch
-from anomalib.data import Folder
 from anomalib.deploy import ExportType
 from anomalib.engine import Engine
 from anomalib.models import Patchcore
@@ -24,10 +23,11 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from PIL import Image
 
 from anomalib_ea2d import EA2D, RegionOfInterest, SpecificityPostProcessor
-from anomalib_ea2d.roi import Foreground
+from anomalib_ea2d.callbacks.roi import Foreground
+from tests.helpers.engine import cpu_engine
 from tests.helpers.ranking import average_precision, f1
 from tests.helpers.recorder import TestRecorder
-from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_disk_dataset
+from tests.helpers.tiny_data import make_tiny_disk_dataset, tiny_folder
 
 SIZE = 64
 ROI = {"threshold": 0.05, "closing": 2, "erosion": 1}
@@ -72,15 +72,11 @@ def dataset_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_disk_dataset(tmp_path_factory.mktemp("disks"), size=SIZE)
 
 
-def _datamodule(root: Path) -> Folder:
-    return Folder(root=root, **FOLDER_ARGS)
-
-
 def _fit_and_test(model: LightningModule, root: Path, out: Path, callbacks: list[Callback]) -> tuple[Engine, dict]:
     torch.manual_seed(0)
-    engine = Engine(default_root_dir=out, max_steps=3, accelerator="cpu", devices=1, logger=False, callbacks=callbacks)
-    engine.fit(model=model, datamodule=_datamodule(root))
-    (results,) = engine.test(model=model, datamodule=_datamodule(root))
+    engine = cpu_engine(out, max_steps=3, callbacks=callbacks)
+    engine.fit(model=model, datamodule=tiny_folder(root))
+    (results,) = engine.test(model=model, datamodule=tiny_folder(root))
     return engine, results
 
 

@@ -83,7 +83,12 @@ def test_python_start_does_not_import_torch() -> None:
 
 @pytest.mark.parametrize(
     "first_import",
-    ["import anomalib.models", "from anomalib_ea2d import EA2DModel", "import anomalib_ea2d.lightning_model"],
+    [
+        "import anomalib.models",
+        "from anomalib_ea2d import EA2DModel",
+        "import anomalib_ea2d.models.image.ea2d.lightning_model",
+        "import anomalib_ea2d.lightning_model",  # the module path from before the package layout
+    ],
 )
 def test_hook_registers_ea2d_with_anomalib_models(first_import: str) -> None:
     """EA2D is registered, and the predict/CLI additions made, whichever is imported first."""
@@ -94,7 +99,8 @@ def test_hook_registers_ea2d_with_anomalib_models(first_import: str) -> None:
         "assert type(m.get_model({'class_path': 'EA2D', 'init_args': {'pre_trained': False}})) is m.EA2D; "
         "assert m.AnomalibModule in m.EA2D.__bases__; "
         "import anomalib.engine.engine as e, anomalib.cli.cli as c; "  # the EA2D-only additions are in place too
-        "assert e.Engine.predict.routes_volumes and c.AnomalibCLI.instantiate_classes.reports_plainly; print('ok')"
+        "assert e.Engine.predict.routes_predict_paths; assert c.AnomalibCLI.instantiate_classes.reports_plainly; "
+        "print('ok')"
     )
     assert _run(sys.executable, "-c", code, cwd=Path.cwd()).stdout.strip().endswith("ok")
 

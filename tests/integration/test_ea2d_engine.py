@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from anomalib.data import Folder
 from anomalib.deploy import CompressionType, ExportType, OpenVINOInferencer
 from anomalib.engine import Engine
 from PIL import Image
 
 from anomalib_ea2d import EA2D
+from tests.helpers.engine import cpu_engine
 from tests.helpers.ranking import f1
 from tests.helpers.recorder import TestRecorder
-from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_folder_dataset
+from tests.helpers.tiny_data import make_tiny_folder_dataset, tiny_folder
 
 IMAGE_SIZE = 64
 
@@ -27,10 +27,6 @@ IMAGE_SIZE = 64
 @pytest.fixture(scope="module")
 def dataset_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_folder_dataset(tmp_path_factory.mktemp("tiny"))
-
-
-def _datamodule(root: Path) -> Folder:
-    return Folder(root=root, **FOLDER_ARGS)
 
 
 def _model() -> EA2D:
@@ -42,9 +38,9 @@ def trained(dataset_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
     """Fit once (4 steps) and share the engine, model and checkpoint with the tests below."""
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("results")
-    engine = Engine(default_root_dir=root, max_steps=4, accelerator="cpu", devices=1, logger=False)
+    engine = cpu_engine(root, max_steps=4)
     model = _model()
-    engine.fit(model=model, datamodule=_datamodule(dataset_root))
+    engine.fit(model=model, datamodule=tiny_folder(dataset_root))
     checkpoint = Path(engine.trainer.checkpoint_callback.best_model_path)
     return engine, model, checkpoint
 
@@ -57,7 +53,7 @@ def test_fit_respects_user_max_steps(trained: tuple[Engine, EA2D, Path]) -> None
 
 def test_validate(trained: tuple[Engine, EA2D, Path], dataset_root: Path) -> None:
     engine, model, _ = trained
-    results = engine.validate(model=model, datamodule=_datamodule(dataset_root))
+    results = engine.validate(model=model, datamodule=tiny_folder(dataset_root))
     assert results is not None
 
 
@@ -65,8 +61,8 @@ def test_test_reports_image_and_pixel_metrics(trained: tuple[Engine, EA2D, Path]
     """The logged metrics are those of the model's raw scores and thresholded labels, recomputed by hand."""
     _, model, checkpoint = trained
     recorder = TestRecorder()
-    engine = Engine(default_root_dir=checkpoint.parent, callbacks=[recorder], logger=False, enable_progress_bar=False)
-    (results,) = engine.test(model=model, datamodule=_datamodule(dataset_root), ckpt_path=checkpoint)
+    engine = cpu_engine(checkpoint.parent, callbacks=[recorder])
+    (results,) = engine.test(model=model, datamodule=tiny_folder(dataset_root), ckpt_path=checkpoint)
     assert results["image_AUROC"] == pytest.approx(recorder.image_auroc(), abs=1e-6)
     assert results["pixel_AUROC"] == pytest.approx(recorder.pixel_auroc(), abs=1e-5)
     labels = recorder.column("gt_label").astype(bool)
@@ -76,7 +72,7 @@ def test_test_reports_image_and_pixel_metrics(trained: tuple[Engine, EA2D, Path]
 
 def test_predict(trained: tuple[Engine, EA2D, Path], dataset_root: Path) -> None:
     engine, model, checkpoint = trained
-    predictions = engine.predict(model=model, datamodule=_datamodule(dataset_root), ckpt_path=checkpoint)
+    predictions = engine.predict(model=model, datamodule=tiny_folder(dataset_root), ckpt_path=checkpoint)
     assert predictions
     batch = predictions[0]
     assert batch.anomaly_map.shape[-2:] == batch.image.shape[-2:]
@@ -131,7 +127,7 @@ def test_openvino_int8_ptq_export_runs(trained: tuple[Engine, EA2D, Path], datas
         export_type=ExportType.OPENVINO,
         export_root=tmp_path,
         compression_type=CompressionType.INT8_PTQ,
-        datamodule=_datamodule(dataset_root),
+        datamodule=tiny_folder(dataset_root),
     )
     assert xml is not None
     images = _load_images(_sample_images(dataset_root))

@@ -13,15 +13,14 @@ from typing import Any
 
 import pytest
 import torch
-from anomalib.data import Folder
-from anomalib.engine import Engine
 from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
 from torch import nn
 
 from anomalib_ea2d import EA2D
-from anomalib_ea2d.components.standardization import MapStandardizer
+from anomalib_ea2d.models.image.ea2d.components.standardization import MapStandardizer
+from tests.helpers.engine import cpu_engine
 from tests.helpers.recorder import TestRecorder
-from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_folder_dataset
+from tests.helpers.tiny_data import make_tiny_folder_dataset, tiny_folder
 
 IMAGE_SIZE = 64
 
@@ -31,17 +30,8 @@ def dataset_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_folder_dataset(tmp_path_factory.mktemp("tiny"))
 
 
-def _datamodule(root: Path) -> Folder:
-    return Folder(root=root, **FOLDER_ARGS)
-
-
 def _model(**recipe: Any) -> EA2D:
     return EA2D(backbone="resnet18", pre_trained=False, image_size=IMAGE_SIZE, **recipe)
-
-
-def _engine(root: Path, probe: Callback, **kwargs: Any) -> Engine:
-    settings: dict[str, Any] = {"accelerator": "cpu", "devices": 1, "logger": False, "enable_progress_bar": False}
-    return Engine(default_root_dir=root, callbacks=[probe], **{**settings, **kwargs})
 
 
 def _encoder_statistics(module: LightningModule) -> dict[str, torch.Tensor]:
@@ -78,8 +68,8 @@ def test_freeze_encoder_bn_holds_through_engine_fit_and_validation(
 ) -> None:
     seed_everything(0)
     probe = StatisticsProbe()
-    engine = _engine(tmp_path, probe, max_steps=4, val_check_interval=2)
-    engine.fit(model=_model(freeze_encoder_bn=freeze), datamodule=_datamodule(dataset_root))
+    engine = cpu_engine(tmp_path, callbacks=[probe], max_steps=4, val_check_interval=2)
+    engine.fit(model=_model(freeze_encoder_bn=freeze), datamodule=tiny_folder(dataset_root))
     assert len(probe.encoder_moved) == 4
     assert probe.steps_after_validation >= 1, "the test must train after a validation run"
     assert probe.encoder_moved == [not freeze] * 4
@@ -91,19 +81,19 @@ def test_freeze_encoder_bn_holds_with_a_plain_lightning_trainer(dataset_root: Pa
     trainer = Trainer(
         default_root_dir=tmp_path, max_steps=3, accelerator="cpu", devices=1, logger=False, callbacks=[probe]
     )
-    trainer.fit(_model(freeze_encoder_bn=True), datamodule=_datamodule(dataset_root))
+    trainer.fit(_model(freeze_encoder_bn=True), datamodule=tiny_folder(dataset_root))
     assert probe.encoder_moved == [False] * 3
 
 
 def test_freeze_encoder_bn_holds_after_resuming_from_a_checkpoint(dataset_root: Path, tmp_path: Path) -> None:
     seed_everything(0)
-    first = _engine(tmp_path / "first", StatisticsProbe(), max_steps=2)
+    first = cpu_engine(tmp_path / "first", callbacks=[StatisticsProbe()], max_steps=2)
     model = _model(freeze_encoder_bn=True)
-    first.fit(model=model, datamodule=_datamodule(dataset_root))
+    first.fit(model=model, datamodule=tiny_folder(dataset_root))
     checkpoint = first.trainer.checkpoint_callback.best_model_path
     probe = StatisticsProbe()
-    resumed = _engine(tmp_path / "resumed", probe, max_steps=4)
-    resumed.fit(model=_model(freeze_encoder_bn=True), datamodule=_datamodule(dataset_root), ckpt_path=checkpoint)
+    resumed = cpu_engine(tmp_path / "resumed", callbacks=[probe], max_steps=4)
+    resumed.fit(model=_model(freeze_encoder_bn=True), datamodule=tiny_folder(dataset_root), ckpt_path=checkpoint)
     assert resumed.trainer.global_step == 4
     assert probe.encoder_moved == [False] * 2
     # the resumed model carries the statistics it started from, untouched by 4 steps of training
@@ -147,7 +137,7 @@ def test_bn_momentum_is_the_momentum_of_the_updates(dataset_root: Path, tmp_path
     recipe = {} if momentum is None else {"bn_momentum": momentum}
     model = _model(**recipe)
     expected = model.hparams.bn_momentum
-    _engine(tmp_path, probe, max_steps=2).fit(model=model, datamodule=_datamodule(dataset_root))
+    cpu_engine(tmp_path, callbacks=[probe], max_steps=2).fit(model=model, datamodule=tiny_folder(dataset_root))
     assert probe.momenta
     assert probe.momenta == pytest.approx([expected] * len(probe.momenta), rel=1e-3)
 
@@ -192,7 +182,7 @@ def test_learning_rates_and_clipping_are_the_ones_training_uses(dataset_root: Pa
     seed_everything(0)
     probe = OptimizerProbe()
     model = _model(lr=3e-4, encoder_lr=2e-5, gradient_clip_norm=0.05)
-    _engine(tmp_path, probe, max_steps=2).fit(model=model, datamodule=_datamodule(dataset_root))
+    cpu_engine(tmp_path, callbacks=[probe], max_steps=2).fit(model=model, datamodule=tiny_folder(dataset_root))
     assert _median_update(probe.first_update, encoder=True) == pytest.approx(2e-5, rel=0.05)
     assert _median_update(probe.first_update, encoder=False) == pytest.approx(3e-4, rel=0.05)
     assert min(probe.norm_before_clipping) > 0.05, "clipping must have had something to do"
@@ -202,8 +192,8 @@ def test_learning_rates_and_clipping_are_the_ones_training_uses(dataset_root: Pa
 def test_trainer_gradient_clip_val_wins_over_the_recipe(dataset_root: Path, tmp_path: Path) -> None:
     seed_everything(0)
     probe = OptimizerProbe()
-    engine = _engine(tmp_path, probe, max_steps=2, gradient_clip_val=0.02)
-    engine.fit(model=_model(gradient_clip_norm=0.05), datamodule=_datamodule(dataset_root))
+    engine = cpu_engine(tmp_path, callbacks=[probe], max_steps=2, gradient_clip_val=0.02)
+    engine.fit(model=_model(gradient_clip_norm=0.05), datamodule=tiny_folder(dataset_root))
     assert max(probe.norm_after_clipping) == pytest.approx(0.02, rel=1e-4)
 
 
@@ -224,8 +214,8 @@ def test_max_steps_is_how_long_training_runs(
     seed_everything(0)
     counter = StepCounter()
     extra = {} if trainer_steps is None else {"max_steps": trainer_steps}
-    engine = _engine(tmp_path, counter, limit_val_batches=0, **extra)
-    engine.fit(model=_model(max_steps=model_steps), datamodule=_datamodule(dataset_root))
+    engine = cpu_engine(tmp_path, callbacks=[counter], limit_val_batches=0, **extra)
+    engine.fit(model=_model(max_steps=model_steps), datamodule=tiny_folder(dataset_root))
     assert counter.steps == expected
     assert engine.trainer.global_step == expected
 
@@ -254,9 +244,9 @@ class MapStatisticsProbe(Callback):
 def test_standardize_maps_is_fitted_on_the_training_images_after_training(dataset_root: Path, tmp_path: Path) -> None:
     seed_everything(0)
     probe = MapStatisticsProbe()
-    engine = _engine(tmp_path, probe, max_steps=4, val_check_interval=2)
+    engine = cpu_engine(tmp_path, callbacks=[probe], max_steps=4, val_check_interval=2)
     model = _model(standardize_maps=True)
-    datamodule = _datamodule(dataset_root)
+    datamodule = tiny_folder(dataset_root)
     engine.fit(model=model, datamodule=datamodule)
     assert [step for step, _, _ in probe.seen] == [2, 4]
     for _, fitted, by_hand in probe.seen:
@@ -268,7 +258,7 @@ def test_standardize_maps_is_fitted_on_the_training_images_after_training(datase
     loaded = EA2D.load_from_checkpoint(checkpoint, weights_only=False)
     torch.testing.assert_close(loaded.model.map_standardizer.mean, model.model.map_standardizer.mean)
     recorder = TestRecorder()
-    results = Engine(default_root_dir=tmp_path / "test", callbacks=[recorder], logger=False).test(
+    results = cpu_engine(tmp_path / "test", callbacks=[recorder]).test(
         model=loaded, datamodule=datamodule, verbose=False
     )
     assert results[0]["image_AUROC"] == pytest.approx(recorder.image_auroc(), abs=1e-6)

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from anomalib.data import Folder
 from anomalib.engine import Engine
 from anomalib.models import Padim
 
 from anomalib_ea2d import EA2D, RunReport, SpecificityPostProcessor
 from anomalib_ea2d.data import MedicalVolumes
-from anomalib_ea2d.report.page import SECTIONS
+from anomalib_ea2d.visualization.report.page import SECTIONS
+from tests.helpers.engine import cpu_engine
 from tests.helpers.ranking import auroc, average_precision, split_by_label
-from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_disk_dataset
+from tests.helpers.tiny_data import make_tiny_disk_dataset, tiny_folder
 from tests.helpers.volumes import write_nifti_set
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -41,15 +41,7 @@ RECOMPUTED = (
 
 def _engine(root: Path, report: RunReport, steps: int | None = 2) -> Engine:
     schedule = {"max_steps": steps, "check_val_every_n_epoch": None, "val_check_interval": steps} if steps else {}
-    return Engine(
-        default_root_dir=root,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        callbacks=[report],
-        **schedule,
-    )
+    return cpu_engine(root, callbacks=[report], **schedule)
 
 
 def _check_page_and_numbers(report: RunReport, results: dict[str, float]) -> dict[str, float]:
@@ -76,7 +68,7 @@ def disk_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_ea2d_report_equals_the_logged_metrics_and_the_scores_written(disk_root: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    datamodule = Folder(root=disk_root, **FOLDER_ARGS)
+    datamodule = tiny_folder(disk_root)
     model = EA2D(
         backbone="resnet18",
         pre_trained=False,
@@ -115,7 +107,7 @@ def test_ea2d_report_equals_the_logged_metrics_and_the_scores_written(disk_root:
 
 def test_any_anomalib_model_gets_a_report_from_the_callback(disk_root: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    datamodule = Folder(root=disk_root, **FOLDER_ARGS)
+    datamodule = tiny_folder(disk_root)
     model = Padim(
         backbone="resnet18",
         pre_trained=False,

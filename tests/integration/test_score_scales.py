@@ -23,8 +23,8 @@ from anomalib.models.components import AnomalibModule
 from PIL import Image
 from torch import nn
 
-from anomalib_ea2d.metrics import RawScoreEvaluator, medical_evaluator
-from anomalib_ea2d.post_processing import SpecificityPostProcessor
+from anomalib_ea2d.metrics.evaluator import RawScoreEvaluator, medical_evaluator
+from anomalib_ea2d.post_processing.specificity_post_processor import SpecificityPostProcessor
 from tests.helpers.ranking import auroc, average_precision
 
 TRAIN = [30 + 2 * i for i in range(16)]  # half of them validate: every validation score is <= 60

@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-from anomalib.data import Folder
-from anomalib.engine import Engine
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from anomalib_ea2d import EA2D
-from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_folder_dataset
+from tests.helpers.engine import cpu_engine
+from tests.helpers.tiny_data import make_tiny_folder_dataset, tiny_folder
 
 PAPER_ENCODER_LR, SCRATCH_LR = 1e-5, 1e-3
 
@@ -37,8 +36,8 @@ def dataset_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _fit(model: EA2D, root: Path, out: Path) -> list[float]:
     callback = EncoderLR()
-    engine = Engine(default_root_dir=out, max_steps=1, accelerator="cpu", devices=1, logger=False, callbacks=[callback])
-    engine.fit(model=model, datamodule=Folder(root=root, **FOLDER_ARGS))
+    engine = cpu_engine(out, max_steps=1, callbacks=[callback])
+    engine.fit(model=model, datamodule=tiny_folder(root))
     return callback.seen
 
 

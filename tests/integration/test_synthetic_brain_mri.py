@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from anomalib.engine import Engine
 
 from anomalib_ea2d import EA2D
+from tests.helpers.engine import cpu_engine
 from tests.helpers.recorder import TestRecorder
 from tests.helpers.tiny_data import tiny_synthetic_brain
 
@@ -29,23 +29,14 @@ def brain_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_engine_fit_and_test(brain_root: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = EA2D(backbone="resnet18", pre_trained=False, image_size=SIZE)
-    engine = Engine(
-        default_root_dir=tmp_path,
-        max_steps=2,
-        check_val_every_n_epoch=None,
-        val_check_interval=2,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-    )
+    engine = cpu_engine(tmp_path, max_steps=2, check_val_every_n_epoch=None, val_check_interval=2)
     datamodule = tiny_synthetic_brain(brain_root, SIZE)
     engine.fit(model=model, datamodule=datamodule)
     assert engine.trainer.global_step == 2
     # The final validation calibrated the thresholds (they start as NaN).
     assert not math.isnan(float(model.post_processor.image_threshold))
     recorder = TestRecorder()
-    tester = Engine(default_root_dir=tmp_path / "test", callbacks=[recorder], logger=False, enable_progress_bar=False)
+    tester = cpu_engine(tmp_path / "test", callbacks=[recorder])
     (results,) = tester.test(model=model, datamodule=datamodule)
     assert results["image_AUROC"] == pytest.approx(recorder.image_auroc(), abs=1e-6)
     assert results["pixel_AUROC"] == pytest.approx(recorder.pixel_auroc(), abs=1e-5)

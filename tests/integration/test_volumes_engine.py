@@ -17,6 +17,7 @@ from anomalib.engine import Engine
 
 from anomalib_ea2d import EA2D
 from anomalib_ea2d.data import MedicalVolumes
+from tests.helpers.engine import cpu_engine
 from tests.helpers.ranking import auroc, average_precision, split_by_label
 from tests.helpers.volumes import SHAPE, head, write_dicom_series, write_nifti_set
 
@@ -36,19 +37,6 @@ def volume_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_nifti_set(tmp_path_factory.mktemp("volumes") / "data", train=2, test_normal=2, test_abnormal=2)
 
 
-def _engine(root: Path) -> Engine:
-    return Engine(
-        default_root_dir=root,
-        max_steps=2,
-        check_val_every_n_epoch=None,
-        val_check_interval=2,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def fitted(volume_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[EA2D, MedicalVolumes, Engine]:
     """EA2D fitted for two steps on the tiny volumes (validated, so its thresholds are set)."""
@@ -57,7 +45,7 @@ def fitted(volume_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
         root=volume_root, **DATA_ARGS, train_batch_size=8, eval_batch_size=32, num_workers=0, seed=0
     )
     model = EA2D(backbone="resnet18", pre_trained=False, image_size=SIZE)
-    engine = _engine(tmp_path_factory.mktemp("fit"))
+    engine = cpu_engine(tmp_path_factory.mktemp("fit"), max_steps=2, check_val_every_n_epoch=None, val_check_interval=2)
     engine.fit(model=model, datamodule=datamodule)
     return model, datamodule, engine
 
@@ -106,9 +94,7 @@ def test_engine_fit_test_predict_write_volume_results(
 
     # predict on the test volumes (a fresh engine and output folder) writes the same numbers as test
     predict_dir = tmp_path / "predict"
-    predictions = Engine(default_root_dir=predict_dir, accelerator="cpu", devices=1, logger=False).predict(
-        model=model, datamodule=datamodule
-    )
+    predictions = cpu_engine(predict_dir).predict(model=model, datamodule=datamodule)
     assert predictions
     written = sorted(predict_dir.rglob("*_anomaly_map.nii.gz"))
     assert len(written) == 2
@@ -155,7 +141,7 @@ def test_engine_predict_data_path_of_one_volume(
     else:
         source = write_dicom_series(tmp_path / "series_3", volume, modality="MR")
         name = "series_3"
-    engine = Engine(default_root_dir=tmp_path / "out", accelerator="cpu", devices=1, logger=False)
+    engine = cpu_engine(tmp_path / "out")
     predictions = engine.predict(model=fitted[0], data_path=source)
     assert predictions
     assert isinstance(engine.trainer.datamodule, MedicalVolumes)

@@ -11,7 +11,7 @@ variables (e.g. a ``PYTHONPATH`` naming the checkout) are dropped from the envir
 One probe interpreter imports the installed package and checks, without training anything: the
 demo's default config and the data config it names, a paper recipe and its data config, the
 benchmark presets, the start-up hook, ``python -m anomalib_ea2d.demo --help`` and the demo's error
-for an unknown config name. ``python -m anomalib_ea2d.benchmark ... --print-config`` (which loads a
+for an unknown config name. ``python -m anomalib_ea2d.pipelines.benchmark ... --print-config`` (which loads a
 preset through the command line and runs nothing) and ``python -m anomalib_ea2d.config_files`` run
 as their own commands.
 """
@@ -38,7 +38,7 @@ _PROBE = r"""
 import contextlib, io, json, runpy, sys
 import anomalib_ea2d
 from anomalib_ea2d import config_files
-from anomalib_ea2d.benchmark.config import PRESET_DIR, load_preset
+from anomalib_ea2d.pipelines.benchmark.config import PRESET_DIR, load_preset
 from anomalib_ea2d.demo import DEFAULT_CONFIG, load_config
 
 
@@ -189,7 +189,7 @@ def test_demo_command_line(probe: dict[str, Any]) -> None:
 
 
 def test_benchmark_command_line_prints_a_bundled_preset(venv: Path, elsewhere: Path) -> None:
-    command = [str(venv / "bin" / "python"), "-m", "anomalib_ea2d.benchmark", "scaling", "--preset", "smoke"]
+    command = [str(venv / "bin" / "python"), "-m", "anomalib_ea2d.pipelines.benchmark", "scaling", "--preset", "smoke"]
     printed = json.loads(_run([*command, "--print-config"], cwd=elsewhere, env=_clean_env()))
     assert printed["scaling"]["sizes"]
     assert not any(elsewhere.iterdir())  # nothing written

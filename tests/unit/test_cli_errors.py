@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from anomalib_ea2d.backbone import OfflineWeightsError
 from anomalib_ea2d.cli_errors import PlainExit, build_reporting_plainly
+from anomalib_ea2d.models.components.backbone import OfflineWeightsError
 
 
 def _offline() -> None:

@@ -6,7 +6,7 @@ volume: a ``.nii``/``.nii.gz`` file or a folder holding one DICOM series. At set
 then read one at a time. Splits (test from train, validation from test or train) move whole
 volumes, with ``seed``; the predict stage reads only the volumes to predict and splits nothing.
 When a trainer runs it, the datamodule attaches
-:class:`~anomalib_ea2d.data.volumes.results.VolumeResults`, which reports ``volume_AUROC`` and
+:class:`~anomalib_ea2d.callbacks.volume_results.VolumeResults`, which reports ``volume_AUROC`` and
 writes ``volume_scores.csv`` and one ``<volume>_anomaly_map.nii.gz`` per volume, named after the
 volume (``<name>_<n>``, logged, only where two volumes share a name).
 
@@ -34,6 +34,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader
 from torchvision.transforms.v2 import Resize, Transform
 
+from anomalib_ea2d.callbacks.volume_results import VolumeResults, VolumeScore
 from anomalib_ea2d.data.volumes.dataset import VolumeSliceDataset
 from anomalib_ea2d.data.volumes.errors import VolumeReadError
 from anomalib_ea2d.data.volumes.orientation import Axis
@@ -48,7 +49,6 @@ from anomalib_ea2d.data.volumes.records import (
     predict_volumes,
     volume_name,
 )
-from anomalib_ea2d.data.volumes.results import VolumeResults, VolumeScore
 from anomalib_ea2d.data.volumes.splits import split_by_volume
 
 logger = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 Each sample is one slice of one volume. Its ``image_path`` is a *virtual* path,
 ``<volume path>/<axis>_<index>.png`` (the volume file or series folder followed by the slice), so
 anomalib's visualiser files the slice pictures under a folder named after the volume, and
-:mod:`anomalib_ea2d.data.volumes.results` knows which volume and slice a prediction belongs to
+:mod:`anomalib_ea2d.callbacks.volume_results` knows which volume and slice a prediction belongs to
 (:func:`parse_slice_path`). The samples table also carries ``volume`` and ``slice`` columns.
 
 Example:

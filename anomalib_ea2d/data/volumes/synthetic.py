@@ -12,8 +12,11 @@ from typing import Any
 
 from anomalib.utils.path import resolve_dataset_root
 
-from anomalib_ea2d.data.synthetic_brain import MASK_DIR, TEST_ABNORMAL_DIR, TEST_NORMAL_DIR, TRAIN_DIR
-from anomalib_ea2d.data.synthetic_brain_volumes import SyntheticVolumeParams, generate_synthetic_brain_volumes
+from anomalib_ea2d.data.generators.synthetic_brain_volumes import (
+    SyntheticVolumeParams,
+    generate_synthetic_brain_volumes,
+)
+from anomalib_ea2d.data.layout import LESION_MASK_DIR, TEST_LESION_DIR, TEST_NORMAL_DIR, TRAIN_DIR
 from anomalib_ea2d.data.volumes.datamodule import MedicalVolumes
 
 
@@ -66,9 +69,9 @@ class SyntheticBrainVolumes(MedicalVolumes):
             name="SyntheticBrainVolumes",
             root=resolve_dataset_root(root, "SyntheticBrainVolumes"),
             normal_dir=TRAIN_DIR,
-            abnormal_dir=TEST_ABNORMAL_DIR,
+            abnormal_dir=TEST_LESION_DIR,
             normal_test_dir=TEST_NORMAL_DIR,
-            mask_dir=MASK_DIR,
+            mask_dir=LESION_MASK_DIR,
             **kwargs,
         )
 

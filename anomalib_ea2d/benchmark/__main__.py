@@ -1,8 +1,0 @@
-"""Entry point of ``python -m anomalib_ea2d.benchmark`` (see :mod:`anomalib_ea2d.benchmark.cli`)."""
-
-import sys
-
-from anomalib_ea2d.benchmark.cli import main
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Image models: EA2D (``ea2d/``)."""

@@ -1,0 +1,1 @@
+"""Pipelines built on anomalib's Engine: ``benchmark/`` (``python -m anomalib_ea2d.pipelines.benchmark``)."""
