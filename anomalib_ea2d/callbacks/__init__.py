@@ -5,7 +5,9 @@
   the export check :class:`WarnUncalibratedExport`);
 - ``raw_predictions``: :class:`RawPredictions` (raw scores kept before the post-processor);
 - ``image_scores``: :class:`ImageScores` (``image_scores.csv``);
-- ``volume_results``: :class:`VolumeResults` (per-volume scores and NIfTI maps of ``MedicalVolumes``).
+- ``volume_results``: :class:`VolumeResults` (per-volume scores and NIfTI maps of ``MedicalVolumes``);
+- ``encoder_pretraining``: :class:`EncoderPretraining` (an in-domain pretraining phase for a model's encoder
+  before its training, from the training set's normal images).
 
 The run report (:class:`~anomalib_ea2d.RunReport`) is a callback too; it draws, so it lives in
 :mod:`anomalib_ea2d.visualization`, as anomalib's visualiser does. Attributes are imported on first use.
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING
 from anomalib_ea2d._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from anomalib_ea2d.callbacks.encoder_pretraining import EncoderPretraining, PretrainableEncoder
     from anomalib_ea2d.callbacks.guards import (
         CalibrationGuard,
         NumericsGuard,
@@ -36,6 +39,8 @@ _EXPORTS = {
     "UncalibratedModelError": "anomalib_ea2d.callbacks.guards",
     "ValidateAfterTraining": "anomalib_ea2d.callbacks.guards",
     "WarnUncalibratedExport": "anomalib_ea2d.callbacks.guards",
+    "EncoderPretraining": "anomalib_ea2d.callbacks.encoder_pretraining",
+    "PretrainableEncoder": "anomalib_ea2d.callbacks.encoder_pretraining",
     "ImageScores": "anomalib_ea2d.callbacks.image_scores",
     "RawPredictions": "anomalib_ea2d.callbacks.raw_predictions",
     "Foreground": "anomalib_ea2d.callbacks.roi",
@@ -47,9 +52,11 @@ _EXPORTS = {
 
 __all__ = [
     "CalibrationGuard",
+    "EncoderPretraining",
     "Foreground",
     "ImageScores",
     "NumericsGuard",
+    "PretrainableEncoder",
     "RawPredictions",
     "RegionOfInterest",
     "UncalibratedModelError",

@@ -22,11 +22,11 @@ from anomalib_ea2d.pipelines.benchmark.config import BACKENDS, MODEL_NAMES, load
 
 logger = logging.getLogger("anomalib_ea2d.pipelines.benchmark")
 
-STUDIES: tuple[str, ...] = ("compare", "goals", "scaling", "ablation", "gpu")
+STUDIES: tuple[str, ...] = ("compare", "goals", "scaling", "ablation", "encoder", "gpu")
 """Sub-commands, one per study module of this package (its ``run_<study>`` function)."""
 
 ALL_STUDIES: tuple[str, ...] = ("compare", "goals", "scaling", "ablation")
-"""The studies ``all`` runs: the CPU ones (``gpu`` needs a CUDA device in the full preset)."""
+"""The studies ``all`` runs: the shorter CPU ones (``encoder`` takes hours; ``gpu`` needs a CUDA device)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--models", nargs="+", choices=MODEL_NAMES, help="compare: models (default: all).")
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, help="compare: back-ends (default: all).")
     parser.add_argument("--threads", type=int, help="CPU threads (default: the preset's).")
-    parser.add_argument("--seeds", nargs="+", type=int, help="compare and ablation: seeds.")
+    parser.add_argument("--seeds", nargs="+", type=int, help="compare, ablation and encoder: seeds.")
     parser.add_argument("--no-isolate", action="store_true", help="compare: run every model in this process.")
     parser.add_argument(
         "--print-config", action="store_true", help="Print the studies' settings as JSON and exit without running."
@@ -88,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {
         "compare": {"models": args.models, "backends": args.backends, "seeds": args.seeds},
         "ablation": {"seeds": args.seeds},
+        "encoder": {"seeds": args.seeds},
     }
     for study, values in overrides.items():
         given = {key: tuple(value) for key, value in values.items() if value}

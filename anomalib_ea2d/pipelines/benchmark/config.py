@@ -12,7 +12,7 @@ an unknown key or a wrong type is an error naming the field.
 Example:
     >>> configs = load_preset("smoke")
     >>> sorted(configs)
-    ['ablation', 'compare', 'goals', 'gpu', 'scaling']
+    ['ablation', 'compare', 'encoder', 'goals', 'gpu', 'scaling']
     >>> configs["goals"].thresholds.max_ea2d_over_rd > 0
     True
 """
@@ -30,6 +30,15 @@ ModelName = Literal["ea2d", "patchcore", "reverse_distillation", "uninet"]
 Backend = Literal["torch", "openvino-fp32", "openvino-int8"]
 """Torch eager, OpenVINO with FP32 inference precision, OpenVINO INT8 (post-training quantisation)."""
 Ablation = Literal["full", "no_attention", "one_view", "no_contrastive", "frozen_encoder"]
+EncoderArm = Literal[
+    "zscore",
+    "ea2d_random",
+    "ea2d_in_domain",
+    "reverse_distillation_random",
+    "reverse_distillation_in_domain",
+    "patchcore_random",
+    "patchcore_in_domain",
+]
 
 MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
 """Models of the ``compare`` study, by their anomalib name."""
@@ -37,6 +46,8 @@ BACKENDS: tuple[str, ...] = get_args(Backend)
 """Inference back-ends of the ``compare`` study."""
 ABLATIONS: tuple[str, ...] = get_args(Ablation)
 """EA2D variants of the ``ablation`` study."""
+ENCODER_ARMS: tuple[str, ...] = get_args(EncoderArm)
+"""Arms of the ``encoder`` study, in report order."""
 
 PRESET_DIR = config_dir() / "benchmark"
 """Folder of the bundled preset files (in the installed package, or the checkout's ``configs/benchmark/``)."""
@@ -243,6 +254,30 @@ class AblationConfig:
 
 
 @dataclass(kw_only=True)
+class EncoderConfig:
+    """Settings of the ``encoder`` study: random vs in-domain encoder (see :mod:`.encoder`).
+
+    The models, the data set and the pretraining phase are the slice demo's
+    (``configs/synthetic_brain.yaml``); the fields below only override them.
+
+    Attributes:
+        arms: Arms to run (:data:`~anomalib_ea2d.pipelines.benchmark.encoder.ARMS`).
+        seeds: Seeds of model initialisation, pretraining and data order.
+        train_steps: Training steps of every model (``None``: the demo's).
+        pretrain_steps: Steps of the pretraining phase (``None``: the demo's).
+        threads: CPU threads.
+        data: The synthetic set (``None``: the demo's).
+    """
+
+    arms: tuple[EncoderArm, ...]
+    seeds: tuple[int, ...]
+    train_steps: int | None
+    pretrain_steps: int | None
+    threads: int | None
+    data: DataSpec | None
+
+
+@dataclass(kw_only=True)
 class GpuConfig:
     """Settings of the ``gpu`` study (plain torch training step and eval throughput on one device).
 
@@ -276,6 +311,7 @@ class Preset:
     scaling: ScalingConfig
     goals: GoalsConfig
     ablation: AblationConfig
+    encoder: EncoderConfig
     gpu: GpuConfig
 
 
@@ -322,4 +358,6 @@ def load_preset(preset: str | Path, data_root: Path | None = None) -> dict[str, 
     if data_root is not None:
         for study in ("compare", "goals", "ablation"):
             configs[study].data = replace(configs[study].data, root=data_root)
+        if configs["encoder"].data is not None:
+            configs["encoder"].data = replace(configs["encoder"].data, root=data_root)
     return configs

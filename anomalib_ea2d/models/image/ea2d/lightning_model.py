@@ -22,7 +22,7 @@ from anomalib.pre_processing import PreProcessor
 from anomalib.visualization import Visualizer
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.types import STEP_OUTPUT
-from torch import optim
+from torch import nn, optim
 
 from anomalib_ea2d._hook import register
 from anomalib_ea2d.callbacks.guards import WarnUncalibratedExport
@@ -169,6 +169,15 @@ class EA2D(OfflineCheckpointLoading, WarnUncalibratedExport, FusedInferenceSteps
         :class:`~anomalib_ea2d.callbacks.roi.AppliesRegionOfInterest`.
         """
         self.model.roi_foreground = foreground
+
+    def pretrainable_encoder(self) -> nn.Module:
+        """The ResNet encoder, for in-domain pretraining (:class:`~anomalib_ea2d.callbacks.EncoderPretraining`)."""
+        return self.model.encoder
+
+    @property
+    def encoder_starts_random(self) -> bool:
+        """Whether the encoder was built from random weights (``pre_trained=False`` and no ``backbone_weights``)."""
+        return not self.hparams.pre_trained and self.hparams.backbone_weights is None
 
     def configure_optimizers(self) -> optim.Optimizer:
         """AdamW with one learning rate for the encoder and one for attention and decoders (constant).

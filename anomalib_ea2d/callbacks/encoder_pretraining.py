@@ -1,0 +1,211 @@
+"""A pretraining phase that learns a model's encoder from the training set's normal images before fitting.
+
+Where no ImageNet weights can be had (an air-gapped hospital machine, a build machine), a model's
+encoder starts from random weights. :class:`EncoderPretraining` runs first in ``Engine.fit`` /
+``anomalib fit|train``: for ``steps`` steps it trains the encoder on the datamodule's own training
+images with a self-supervised pretext task
+(:class:`~anomalib_ea2d.models.components.pretext.SyntheticAnomalySegmentation`), then hands the
+encoder to the model's own training. Optionally it saves the learned weights in the format that
+``backbone_weights`` options read (``--model.backbone_weights``), so later runs start from them.
+
+The encoder is found through :class:`PretrainableEncoder` (a model says which module is its
+encoder and whether it starts from random weights; EA2D does) or, for anomalib's models, as the
+timm model inside their first :class:`~anomalib.models.components.TimmFeatureExtractor`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+import torch
+from anomalib.models.components import TimmFeatureExtractor
+from lightning.pytorch import Callback, LightningModule, Trainer
+from torch import nn
+
+from anomalib_ea2d.models.components.pretext import TEXTURES, SyntheticAnomalySegmentation
+
+logger = logging.getLogger(__name__)
+
+When = Literal["random_encoder", "always"]
+
+
+@runtime_checkable
+class PretrainableEncoder(Protocol):
+    """A module that names its feature encoder and says whether that encoder starts from random weights."""
+
+    def pretrainable_encoder(self) -> nn.Module:
+        """The encoder: a module mapping normalised images to a list of feature maps."""
+        ...
+
+    @property
+    def encoder_starts_random(self) -> bool:
+        """Whether the encoder was built without pretrained weights (no ImageNet, no weights file)."""
+        ...
+
+
+def find_encoder(pl_module: nn.Module) -> tuple[nn.Module, bool | None]:
+    """The module's encoder and whether it starts random (``None``: the module does not say).
+
+    Raises:
+        TypeError: If the module has no encoder this callback can find.
+    """
+    if isinstance(pl_module, PretrainableEncoder):
+        return pl_module.pretrainable_encoder(), pl_module.encoder_starts_random
+    for module in pl_module.modules():
+        if isinstance(module, TimmFeatureExtractor) and isinstance(module.feature_extractor, nn.Module):
+            return module.feature_extractor, None
+    msg = (
+        f"EncoderPretraining found no encoder in {type(pl_module).__name__}; use it with a model that implements "
+        "PretrainableEncoder (EA2D) or holds a TimmFeatureExtractor (Reverse Distillation, PatchCore, ...)."
+    )
+    raise TypeError(msg)
+
+
+def _images(trainer: Trainer) -> Iterator[torch.Tensor]:
+    """Training images, batch after batch, cycling through the training loader as often as needed."""
+    datamodule = trainer.datamodule
+    if datamodule is None:
+        msg = "EncoderPretraining needs a datamodule (Engine.fit(datamodule=...) or --data); none was given."
+        raise ValueError(msg)
+    while True:
+        empty = True
+        for batch in datamodule.train_dataloader():
+            empty = False
+            yield batch.image if hasattr(batch, "image") else batch["image"]
+        if empty:
+            msg = "EncoderPretraining found no training images in the datamodule; check its training split."
+            raise ValueError(msg)
+
+
+class EncoderPretraining(Callback):
+    """Learn the model's encoder from its own normal training images before the model's training.
+
+    Args:
+        steps: Pretraining steps (one training batch each). ``0`` turns the phase off.
+        learning_rate: AdamW learning rate of the encoder and the pretext head.
+        weight_decay: AdamW weight decay.
+        when: ``"random_encoder"`` (default) pretrains only an encoder that starts from random weights
+            (no ImageNet weights, no weights file); ``"always"`` pretrains any encoder.
+        textures: What fills the synthetic anomalies (see
+            :class:`~anomalib_ea2d.models.components.pretext.SyntheticAnomalySegmentation`).
+        foreground_threshold: Anomalies are pasted only where the raw image is brighter than this
+            (``None``: anywhere).
+        save_path: Where to save the learned encoder (a state dict that ``backbone_weights`` reads);
+            ``None`` saves nothing.
+
+    Example:
+        >>> from anomalib.engine import Engine
+        >>> from anomalib_ea2d import EA2D
+        >>> callback = EncoderPretraining(steps=300, save_path="results/encoder.pth")
+        >>> engine = Engine(callbacks=[callback])  # doctest: +SKIP
+        >>> engine.fit(EA2D(pre_trained=False), datamodule=datamodule)  # doctest: +SKIP
+
+        From the command line: ``anomalib train --model EA2D --model.pre_trained false
+        --trainer.callbacks+=anomalib_ea2d.callbacks.EncoderPretraining --data ...``.
+    """
+
+    def __init__(
+        self,
+        steps: int = 300,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 1e-4,
+        when: When = "random_encoder",
+        textures: Sequence[str] = TEXTURES,
+        foreground_threshold: float | None = 0.05,
+        save_path: str | Path | None = None,
+    ) -> None:
+        if steps < 0:
+            msg = f"EncoderPretraining steps={steps} is not valid; pass 0 (off) or a positive number of steps."
+            raise ValueError(msg)
+        if when not in ("random_encoder", "always"):
+            msg = f"EncoderPretraining when={when!r} is not valid; choose 'random_encoder' or 'always'."
+            raise ValueError(msg)
+        self.steps = steps
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.when = when
+        self.textures = tuple(textures)
+        self.foreground_threshold = foreground_threshold
+        self.save_path = None if save_path is None else Path(save_path)
+        SyntheticAnomalySegmentation([1, 1, 1], textures=self.textures)  # checks the texture names now
+        self.losses: list[float] = []
+        """The pretext loss of every step of the last pretraining phase."""
+        self.seconds: float = 0.0
+        """Wall time of the last pretraining phase."""
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Run the pretraining phase (unless resuming from a checkpoint, or the encoder is pretrained)."""
+        if self.steps == 0 or trainer.ckpt_path is not None:
+            return
+        encoder, starts_random = find_encoder(pl_module)
+        if self.when == "random_encoder" and starts_random is False:
+            logger.info(
+                "EncoderPretraining skipped: the encoder starts from pretrained weights (when='always' runs it)."
+            )
+            return
+        self.pretrain(encoder, _images(trainer), getattr(pl_module, "pre_processor", None), pl_module.device)
+        if self.save_path is not None:
+            self.save_path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(encoder.state_dict(), self.save_path)
+            logger.info(
+                "EncoderPretraining saved the encoder to %s (--model.backbone_weights reads it).", self.save_path
+            )
+
+    def pretrain(
+        self,
+        encoder: nn.Module,
+        images: Iterator[torch.Tensor],
+        transform: nn.Module | None,
+        device: torch.device,
+    ) -> None:
+        """Train ``encoder`` in place for ``steps`` batches of ``images`` (raw, in [0, 1])."""
+        channels = encoder.feature_info.channels() if hasattr(encoder, "feature_info") else None
+        if channels is None:
+            msg = "EncoderPretraining needs a timm features_only encoder (one with feature_info); this one has none."
+            raise TypeError(msg)
+        pretext = SyntheticAnomalySegmentation(
+            channels, textures=self.textures, foreground_threshold=self.foreground_threshold
+        ).to(device)
+        trainable = [p for p in encoder.parameters()]
+        flags = [p.requires_grad for p in trainable]
+        was_training = encoder.training
+        logger.info(
+            "EncoderPretraining: learning the encoder from the training images (%d steps of synthetic-anomaly "
+            "segmentation, %s textures) before the model's own training.",
+            self.steps,
+            "/".join(self.textures),
+        )
+        start = time.perf_counter()
+        self.losses = []
+        try:
+            for p in trainable:
+                p.requires_grad_(True)
+            encoder.train()
+            pretext.train()
+            optimizer = torch.optim.AdamW(
+                [*trainable, *pretext.parameters()], lr=self.learning_rate, weight_decay=self.weight_decay
+            )
+            for _ in range(self.steps):
+                batch = next(images).to(device)
+                with torch.enable_grad():
+                    loss = pretext(encoder, batch, transform)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                self.losses.append(float(loss.detach()))
+        finally:
+            for p, flag in zip(trainable, flags, strict=True):
+                p.requires_grad_(flag)
+                p.grad = None
+            encoder.train(was_training)
+        self.seconds = time.perf_counter() - start
+        logger.info(
+            "EncoderPretraining done in %.0f s: pretext loss %.3f -> %.3f.",
+            self.seconds,
+            self.losses[0],
+            self.losses[-1],
+        )
