@@ -43,8 +43,9 @@ from anomalib.deploy import ExportType
 from anomalib.engine import Engine
 from anomalib.models import AnomalibModule
 from jsonargparse import ArgumentError, ArgumentParser, Namespace
-from lightning.pytorch import seed_everything
+from lightning.pytorch import Callback, seed_everything
 
+from anomalib_ea2d.callbacks.encoder_pretraining import EncoderPretraining
 from anomalib_ea2d.callbacks.image_scores import SCORES_FILE
 from anomalib_ea2d.config_files import config_dir, find_config
 from anomalib_ea2d.models.components.backbone import OfflineWeightsError
@@ -88,6 +89,34 @@ def _from_random_weights_if_offline(class_type: type, *args: Any, **kwargs: Any)
         recipe = f"from-scratch recipe, encoder lr {scratch_lr:g}" if scratch_lr is not None else "paper recipe"
         logger.warning("%s; the demo trains the encoder from random weights (%s).", reason, recipe)
         return class_type(*args, **{**kwargs, "pre_trained": False})
+
+
+def trainer_callbacks(entries: Any) -> list[Callback]:  # noqa: ANN401
+    """The config's ``trainer.callbacks`` (``class_path``/``init_args`` entries), built as anomalib's CLI builds them.
+
+    Example:
+        >>> entry = {"class_path": "anomalib_ea2d.callbacks.EncoderPretraining", "init_args": {"steps": 5}}
+        >>> [callback.steps for callback in trainer_callbacks([entry])]
+        [5]
+    """
+    if not entries:
+        return []
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--callbacks", type=list[Callback])
+    entries = entries if isinstance(entries, list) else [entries]
+    return list(parser.instantiate_classes(parser.parse_object({"callbacks": entries})).callbacks)
+
+
+def _encoder_start(model: AnomalibModule, callbacks: list[Callback]) -> str:
+    """How the encoder starts, for the console: ImageNet, a weights file, in-domain pretraining, or random."""
+    if model.hparams.get("backbone_weights"):
+        return f"encoder from {model.hparams.backbone_weights}"
+    if model.hparams.pre_trained:
+        return "ImageNet encoder start"
+    pretraining = [c for c in callbacks if isinstance(c, EncoderPretraining) and c.steps > 0]
+    if pretraining:
+        return f"encoder learned in-domain first: {pretraining[0].steps} pretraining steps on the training slices"
+    return "random encoder start"
 
 
 def _check_section_files(path: Path) -> None:
@@ -171,10 +200,11 @@ def run(config_path: Path, output: Path) -> dict[str, Any]:
     # The recipe's length given to the trainer up front: same 300 steps, without Lightning's "max_epochs
     # was not set" warning on the demo's console.
     trainer_args = {"max_steps": model.hparams.max_steps, **(config.get("trainer") or {})}
+    callbacks = trainer_callbacks(trainer_args.pop("callbacks", None))
     report = RunReport(output_dir=output)
-    engine = Engine(default_root_dir=output / "results", logger=False, callbacks=[report], **trainer_args)
+    engine = Engine(default_root_dir=output / "results", logger=False, callbacks=[*callbacks, report], **trainer_args)
 
-    _step(2, f"training EA2D ({'ImageNet' if model.hparams.pre_trained else 'random'} encoder start)")
+    _step(2, f"training EA2D ({_encoder_start(model, callbacks)})")
     started = time.perf_counter()
     engine.fit(model=model, datamodule=datamodule)
     train_seconds = time.perf_counter() - started
@@ -196,6 +226,7 @@ def run(config_path: Path, output: Path) -> dict[str, Any]:
         "train_steps": int(engine.trainer.global_step),
         "test_seconds": round(test_seconds, 1),
         "pre_trained_encoder": bool(model.hparams.pre_trained),
+        "encoder_pretraining_steps": sum(len(c.losses) for c in callbacks if isinstance(c, EncoderPretraining)),
         "openvino_model": str(exported),
     }
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

@@ -35,6 +35,8 @@ def test_demo_offline_falls_back_and_writes_metrics_heatmaps_and_openvino_model(
     config = load_config(DEFAULT_CONFIG)
     assert config["model"]["init_args"]["pre_trained"] is True  # the demo asks for ImageNet weights
     config["trainer"].update(val_check_interval=STEPS, accelerator="cpu", devices=1)
+    (pretraining,) = (c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("EncoderPretraining"))
+    pretraining["init_args"]["steps"] = STEPS
     config["model"]["init_args"].update(max_steps=STEPS, image_size=64)
     config["data"]["init_args"].update(
         image_size=64, num_train=8, num_test_normal=4, num_test_abnormal=4, num_workers=0, train_batch_size=4
@@ -53,6 +55,10 @@ def test_demo_offline_falls_back_and_writes_metrics_heatmaps_and_openvino_model(
         assert any("from-scratch recipe, encoder lr" in r.getMessage() for r in caplog.records)
 
     assert metrics["train_steps"] == STEPS
+    # Without ImageNet weights the encoder is learned in-domain first, and one log line says so.
+    assert metrics["encoder_pretraining_steps"] == STEPS
+    phase = [r for r in caplog.records if r.getMessage().startswith("EncoderPretraining: learning the encoder")]
+    assert len(phase) == 1
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved == metrics
     # The image metrics are those of the per-slice table the demo writes, recomputed by hand.

@@ -22,6 +22,8 @@ with the cost of each phase in minutes on this machine.
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,6 +45,8 @@ from anomalib_ea2d.pipelines.benchmark.config import ENCODER_ARMS, EncoderConfig
 from anomalib_ea2d.pipelines.benchmark.measure import set_threads
 from anomalib_ea2d.pipelines.benchmark.metrics import shared_evaluator
 from anomalib_ea2d.pipelines.benchmark.report import Table, fmt, mean_std, write_study
+
+logger = logging.getLogger(__name__)
 
 ENCODER_KEYS: tuple[str, ...] = ("image_AUROC", "image_SensitivityAtSpecificity", "pixel_AUROC")
 """The metrics the study reports for both halves."""
@@ -175,7 +179,7 @@ def _build(arm: str, config: EncoderConfig, demo: Namespace) -> tuple[nn.Module,
     steps = int(ea2d.hparams.max_steps)
     if arm.startswith("ea2d"):
         return ea2d, [], steps
-    name = arm.rsplit("_", maxsplit=1)[0].removesuffix("_in_domain").removesuffix("_random")
+    name = arm.removesuffix("_in_domain").removesuffix("_random")
     size = int(demo["model.init_args.image_size"])
     model = build_model(name, ea2d.hparams.backbone, size, steps, evaluator=shared_evaluator(medical=True))
     roi = RegionOfInterest(**(ea2d.hparams.roi or {}), score_reduction="max")
@@ -222,17 +226,43 @@ def encoder_run(arm: str, seed: int, config: EncoderConfig, output: Path) -> lis
 
 
 def run_encoder(config: EncoderConfig, output: Path) -> list[dict[str, Any]]:
-    """Run every arm with every seed; writes ``encoder.csv`` and ``encoder.md``.
+    """Run every arm with every seed, seed after seed; writes ``encoder.csv`` and ``encoder.md``.
 
     The in-domain arms of anomalib's models read the encoder that ``ea2d_in_domain`` saved for the
-    same seed, so that arm runs first.
+    same seed, so that arm runs first. Each finished run's rows are kept in
+    ``work/runs/<arm>_<seed>.json``; running the same command again (more seeds, more arms, after an
+    interruption) reuses them and runs only what is missing.
     """
     output.mkdir(parents=True, exist_ok=True)
     config_parser().instantiate_classes(demo_config(config, output)).data.prepare_data()
     order = sorted(config.arms, key=lambda arm: (arm.endswith("_in_domain") and arm != "ea2d_in_domain", arm))
-    rows = [row for seed in config.seeds for arm in order for row in encoder_run(arm, seed, config, output)]
+    done = output / "work" / "runs"
+    done.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    for seed in config.seeds:
+        for arm in order:
+            kept = done / f"{arm}_{seed}.json"
+            if kept.is_file():
+                rows += json.loads(kept.read_text())
+                continue
+            run_rows = encoder_run(arm, seed, config, output)
+            kept.write_text(json.dumps(run_rows, indent=1))
+            rows += run_rows
+            logger.info("encoder study: %s seed %d done", arm, seed)
     write_study(output, "encoder", encoder_tables(rows, config), csv={"encoder.csv": rows})
     return rows
+
+
+def _overrides(config: EncoderConfig) -> str:
+    """The study's departures from the demo, for the table captions."""
+    parts = []
+    if config.train_steps is not None:
+        parts.append(f"{config.train_steps} training steps")
+    if config.pretrain_steps is not None:
+        parts.append(f"{config.pretrain_steps} pretraining steps")
+    if config.data is not None:
+        parts.append(f"{config.data.image_size} px set of {config.data.num_train} training slices")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def encoder_tables(rows: Sequence[dict[str, Any]], config: EncoderConfig) -> list[Table]:
@@ -241,9 +271,9 @@ def encoder_tables(rows: Sequence[dict[str, Any]], config: EncoderConfig) -> lis
     for half in HALVES:
         table = Table(
             header=["arm", "image AUROC", "sens@95%spec", "pixel AUROC", "pretrain (min)", "train+val (min)"],
-            caption=f"{half} half; {config.backbone}, {config.data.image_size} px, {config.train_steps} training "
-            f"steps, {config.pretrain_steps} pretraining steps, seeds {', '.join(map(str, config.seeds))}; "
-            "mean +- sample std; minutes on this machine.",
+            caption=f"{half} half of the slice demo's test slices; the demo's models and training length"
+            f"{_overrides(config)}; seeds {', '.join(map(str, config.seeds))}; mean +- sample std; minutes on "
+            "this machine.",
         )
         summary = mean_std(
             [r for r in rows if r["half"] == half], ["arm"], [*ENCODER_KEYS, "pretrain_min", "train_min"]
@@ -255,8 +285,8 @@ def encoder_tables(rows: Sequence[dict[str, Any]], config: EncoderConfig) -> lis
                 [
                     arm,
                     *(f"{entry[key]:.3f} +- {fmt(entry[f'{key}_std'])}" for key in ENCODER_KEYS),
-                    f"{entry['pretrain_min']:.1f}",
-                    f"{entry['train_min']:.1f}",
+                    f"{entry['pretrain_min']:.2f}",
+                    f"{entry['train_min']:.2f}",
                 ]
             )
         tables.append(table)
