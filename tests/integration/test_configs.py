@@ -159,8 +159,12 @@ def test_config_parses_and_validates_once_at_the_end(printed: dict[str, dict[str
     # Validation = threshold/normalisation calibration of the final model only: exactly at the last step.
     assert config["trainer"]["check_val_every_n_epoch"] is None
     assert config["trainer"]["val_check_interval"] == args["max_steps"]
-    # No model selection on the test set: no extra (e.g. best-metric checkpoint) callbacks.
-    assert config["trainer"]["callbacks"] is None
+    # No model selection on the test set: no extra (e.g. best-metric checkpoint) callbacks; the demo's only
+    # callback is the in-domain pretraining of a random encoder, which sees the training images only.
+    callbacks = config["trainer"]["callbacks"] or []
+    assert [c["class_path"] for c in callbacks] == (
+        ["anomalib_ea2d.callbacks.EncoderPretraining"] if name == "synthetic_brain" else []
+    )
     # Synthetic set: thresholds calibrated on a held-out half of the test slices, which is then not tested;
     # paper sets: on held-out normal training images (see test_paper_validation_set_is_not_the_test_set).
     expected = "from_test" if name == "synthetic_brain" else "from_train"

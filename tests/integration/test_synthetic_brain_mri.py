@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +75,8 @@ def test_demo_config_runs_from_the_cli(brain_root: Path, tmp_path: Path) -> None
         "false",  # offline machines; the config asks for ImageNet weights
         "--trainer.val_check_interval",
         "2",
+        "--trainer.callbacks.steps",  # the config's in-domain pretraining phase (random encoder), shrunk too
+        "2",
         "--trainer.accelerator",
         "cpu",
         "--trainer.enable_progress_bar",
@@ -81,8 +84,10 @@ def test_demo_config_runs_from_the_cli(brain_root: Path, tmp_path: Path) -> None
         "--default_root_dir",
         str(tmp_path),
     ]
-    process = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    env = {**os.environ, "COLUMNS": "300"}  # one log record per line
+    process = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False, env=env)
     output = process.stdout + process.stderr
     assert process.returncode == 0, output[-4000:]
     assert "pixel_AUROC" in output
+    assert "EncoderPretraining: learning the encoder from the training images (2 steps" in output
     assert list(tmp_path.rglob("*.ckpt")), "no checkpoint written"

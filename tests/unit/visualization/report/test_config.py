@@ -10,4 +10,4 @@ from anomalib_ea2d.config_files import config_dir
 def test_volume_demo_config_writes_the_run_report() -> None:
     config = yaml.safe_load((config_dir() / "synthetic_brain_volumes.yaml").read_text())
     paths = [callback["class_path"] for callback in config["trainer"]["callbacks"]]
-    assert paths == ["anomalib_ea2d.RunReport"]
+    assert "anomalib_ea2d.RunReport" in paths
