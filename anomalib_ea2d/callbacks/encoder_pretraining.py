@@ -148,7 +148,9 @@ class EncoderPretraining(Callback):
             )
             return
         self.pretrain(encoder, _images(trainer), getattr(pl_module, "pre_processor", None), pl_module.device)
-        if self.save_path is not None:
+        if trainer.world_size > 1:  # every process pretrained on its own; all continue from rank 0's encoder
+            encoder.load_state_dict(trainer.strategy.broadcast(encoder.state_dict(), src=0))
+        if self.save_path is not None and trainer.is_global_zero:
             self.save_path.parent.mkdir(parents=True, exist_ok=True)
             torch.save(encoder.state_dict(), self.save_path)
             logger.info(
