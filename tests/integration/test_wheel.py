@@ -172,7 +172,7 @@ def test_demo_and_recipe_configs_load_with_their_data_configs(probe: dict[str, A
 
 
 def test_benchmark_presets_load(probe: dict[str, Any]) -> None:
-    studies = ["ablation", "compare", "goals", "gpu", "scaling"]
+    studies = ["ablation", "compare", "encoder", "goals", "gpu", "scaling"]
     assert probe["preset_studies"] == {"full": studies, "smoke": studies}
     assert probe["smoke_train_steps"] > 0
 
