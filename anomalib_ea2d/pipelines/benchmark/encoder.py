@@ -270,10 +270,10 @@ def encoder_tables(rows: Sequence[dict[str, Any]], config: EncoderConfig) -> lis
     tables = []
     for half in HALVES:
         table = Table(
-            header=["arm", "image AUROC", "sens@95%spec", "pixel AUROC", "pretrain (min)", "train+val (min)"],
+            header=["arm", "runs", "image AUROC", "sens@95%spec", "pixel AUROC", "pretrain (min)", "train+val (min)"],
             caption=f"{half} half of the slice demo's test slices; the demo's models and training length"
-            f"{_overrides(config)}; seeds {', '.join(map(str, config.seeds))}; mean +- sample std; minutes on "
-            "this machine.",
+            f"{_overrides(config)}; seeds {', '.join(map(str, config.seeds))}; mean +- sample std over each "
+            "arm's runs; minutes on this machine.",
         )
         summary = mean_std(
             [r for r in rows if r["half"] == half], ["arm"], [*ENCODER_KEYS, "pretrain_min", "train_min"]
@@ -284,6 +284,7 @@ def encoder_tables(rows: Sequence[dict[str, Any]], config: EncoderConfig) -> lis
             table.rows.append(
                 [
                     arm,
+                    str(entry["runs"]),
                     *(f"{entry[key]:.3f} +- {fmt(entry[f'{key}_std'])}" for key in ENCODER_KEYS),
                     f"{entry['pretrain_min']:.2f}",
                     f"{entry['train_min']:.2f}",
