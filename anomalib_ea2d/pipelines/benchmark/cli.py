@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from anomalib_ea2d.pipelines.benchmark.config import BACKENDS, MODEL_NAMES, load_preset
+from anomalib_ea2d.pipelines.benchmark.config import BACKENDS, ENCODER_ARMS, MODEL_NAMES, load_preset
 
 logger = logging.getLogger("anomalib_ea2d.pipelines.benchmark")
 
@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, help="compare: back-ends (default: all).")
     parser.add_argument("--threads", type=int, help="CPU threads (default: the preset's).")
     parser.add_argument("--seeds", nargs="+", type=int, help="compare, ablation and encoder: seeds.")
+    parser.add_argument("--arms", nargs="+", choices=ENCODER_ARMS, help="encoder: arms (default: the preset's).")
     parser.add_argument("--no-isolate", action="store_true", help="compare: run every model in this process.")
     parser.add_argument(
         "--print-config", action="store_true", help="Print the studies' settings as JSON and exit without running."
@@ -88,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {
         "compare": {"models": args.models, "backends": args.backends, "seeds": args.seeds},
         "ablation": {"seeds": args.seeds},
-        "encoder": {"seeds": args.seeds},
+        "encoder": {"seeds": args.seeds, "arms": args.arms},
     }
     for study, values in overrides.items():
         given = {key: tuple(value) for key, value in values.items() if value}

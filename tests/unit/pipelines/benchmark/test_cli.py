@@ -1,0 +1,23 @@
+"""The benchmark command line: overrides reach the settings a run would use (``--print-config`` runs nothing)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from anomalib_ea2d.pipelines.benchmark.cli import main
+
+
+def test_encoder_arms_and_seeds_override_the_preset(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["encoder", "--seeds", "1", "--arms", "ea2d_random", "ea2d_in_domain", "--print-config"]) == 0
+    printed = json.loads(capsys.readouterr().out)["encoder"]
+    assert printed["seeds"] == [1]
+    assert printed["arms"] == ["ea2d_random", "ea2d_in_domain"]
+
+
+def test_an_unknown_arm_is_refused_with_the_choices(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["encoder", "--arms", "ea2d_imagenet", "--print-config"])
+    assert stopped.value.code == 2
+    assert "ea2d_in_domain" in capsys.readouterr().err
