@@ -37,6 +37,7 @@ from anomalib.data import Folder
 from anomalib.data.utils import Split, TestSplitMode, ValSplitMode
 from torchvision.transforms.v2 import Transform
 
+from anomalib_ea2d.data.datamodules.calibration import CalibrationSplitMixin
 from anomalib_ea2d.data.datasets.medical_folder import (
     MedicalFolderDataset,
     MedicalPredictDataset,
@@ -60,7 +61,7 @@ def _mask_paths(samples: pd.DataFrame) -> list[str | None]:
     return [path if isinstance(path, str) and path else None for path in samples["mask_path"]]
 
 
-class MedicalFolder(Folder):
+class MedicalFolder(CalibrationSplitMixin, Folder):
     """anomalib's ``Folder`` datamodule for 8/16-bit and float medical images, checked at setup.
 
     Args:
@@ -90,6 +91,9 @@ class MedicalFolder(Folder):
         check_images: Decode every image and mask at setup and report the unusable ones.
         on_bad_image: ``"error"``: stop at setup with a message listing every unusable file;
             ``"skip"``: leave them out and log a warning listing them.
+        calibration_split_ratio: Share of the normal training images held out of training for
+            calibration (:class:`~anomalib_ea2d.data.datamodules.calibration.CalibrationSplitMixin`);
+            0 (default): none.
 
     Example:
         >>> import tempfile, numpy as np
@@ -133,7 +137,9 @@ class MedicalFolder(Folder):
         intensity_scaling: IntensityScaling = "dtype",
         check_images: bool = True,
         on_bad_image: OnBadImage = "error",
+        calibration_split_ratio: float = 0.0,
     ) -> None:
+        self._init_calibration_split(calibration_split_ratio)
         self.intensity_scaling = check_intensity_scaling(intensity_scaling)
         self.check_images = check_images
         self.on_bad_image = check_on_bad_image(on_bad_image)

@@ -19,6 +19,7 @@ from anomalib.data.utils import TestSplitMode, ValSplitMode
 from anomalib.utils.path import resolve_dataset_root
 from torchvision.transforms.v2 import Transform
 
+from anomalib_ea2d.data.datamodules.calibration import CalibrationSplitMixin
 from anomalib_ea2d.data.generators.synthetic_brain import (
     SyntheticBrainParams,
     generate_synthetic_brain,
@@ -27,7 +28,7 @@ from anomalib_ea2d.data.generators.synthetic_brain import (
 from anomalib_ea2d.data.layout import LESION_MASK_DIR, TEST_LESION_DIR, TEST_NORMAL_DIR, TRAIN_DIR
 
 
-class SyntheticBrainMRI(Folder):
+class SyntheticBrainMRI(CalibrationSplitMixin, Folder):
     """Synthetic axial T1 brain-MRI slices (MNI152 anatomy, simulated subjects) with synthetic lesions.
 
     Normal training slices, normal test slices and test slices with one to three synthetic lesions
@@ -59,6 +60,9 @@ class SyntheticBrainMRI(Folder):
         val_split_ratio: Fraction used by the ``from_*`` validation split modes.
         seed: Seed of anomalib's random subset splits (not of the generator); fixed by default so
             every run validates and tests on the same images.
+        calibration_split_ratio: Share of the normal training images held out of training for
+            calibration (:class:`~anomalib_ea2d.data.datamodules.calibration.CalibrationSplitMixin`);
+            0 (default): none.
 
     Example:
         >>> import tempfile
@@ -96,7 +100,9 @@ class SyntheticBrainMRI(Folder):
         val_split_mode: ValSplitMode | str = ValSplitMode.FROM_TEST,
         val_split_ratio: float = 0.5,
         seed: int | None = 0,
+        calibration_split_ratio: float = 0.0,
     ) -> None:
+        self._init_calibration_split(calibration_split_ratio)
         self.params = SyntheticBrainParams(
             seed=generation_seed,
             image_size=image_size,

@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader
 from torchvision.transforms.v2 import Resize, Transform
 
 from anomalib_ea2d.callbacks.volume_results import VolumeResults, VolumeScore
+from anomalib_ea2d.data.datamodules.calibration import CalibrationSplitMixin
 from anomalib_ea2d.data.volumes.dataset import VolumeSliceDataset
 from anomalib_ea2d.data.volumes.errors import VolumeReadError
 from anomalib_ea2d.data.volumes.orientation import Axis
@@ -64,7 +65,7 @@ def _paths(root: Path | None, value: PathArg) -> list[Path]:
     return [(root / v) if root is not None and not Path(v).is_absolute() else Path(v) for v in values]
 
 
-class MedicalVolumes(AnomalibDataModule):
+class MedicalVolumes(CalibrationSplitMixin, AnomalibDataModule):
     """anomalib ``Folder``-style datamodule whose entries are NIfTI volumes and DICOM series.
 
     Args:
@@ -104,6 +105,9 @@ class MedicalVolumes(AnomalibDataModule):
         volume_score: How a volume's score is made from its slice scores: ``"max"`` or ``"top_k_mean"``.
         top_k: Number of highest slice scores averaged by ``"top_k_mean"``.
         write_maps: Write ``<volume>_anomaly_map.nii.gz`` for every tested/predicted volume.
+        calibration_split_ratio: Share of the normal training volumes (whole volumes) held out of training for
+            calibration (:class:`~anomalib_ea2d.data.datamodules.calibration.CalibrationSplitMixin`);
+            0 (default): none.
 
     Example:
         >>> import tempfile, numpy as np, nibabel as nib
@@ -154,7 +158,9 @@ class MedicalVolumes(AnomalibDataModule):
         volume_score: VolumeScore = "max",
         top_k: int = 3,
         write_maps: bool = True,
+        calibration_split_ratio: float = 0.0,
     ) -> None:
+        self._init_calibration_split(calibration_split_ratio)
         test_split_mode = TestSplitMode(test_split_mode)
         val_split_mode = ValSplitMode(val_split_mode)
         for mode in (test_split_mode, val_split_mode):
@@ -311,6 +317,11 @@ class MedicalVolumes(AnomalibDataModule):
             )
         elif self.val_split_mode == ValSplitMode.SAME_AS_TEST:
             self.val_data = copy.deepcopy(self.test_data)
+        self._create_calibration_split()
+
+    def _split_calibration(self, dataset: VolumeSliceDataset) -> tuple[VolumeSliceDataset, VolumeSliceDataset]:
+        """Calibration volumes: whole normal training volumes, never slices of a training volume."""
+        return split_by_volume(dataset, self.calibration_split_ratio, self.seed)
 
     def setup(self, stage: str | None = None) -> None:
         """Set up the subsets and attach :class:`VolumeResults` to the trainer running this datamodule.

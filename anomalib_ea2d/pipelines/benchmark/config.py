@@ -34,6 +34,7 @@ EncoderArm = Literal[
     "zscore",
     "ea2d_random",
     "ea2d_in_domain",
+    "ea2d_in_domain_calibrated",
     "reverse_distillation_random",
     "reverse_distillation_in_domain",
     "patchcore_random",
@@ -267,6 +268,8 @@ class EncoderConfig:
         pretrain_steps: Steps of the pretraining phase (``None``: the demo's).
         threads: CPU threads.
         data: The synthetic set (``None``: the demo's).
+        calibration_split_ratio: Share of the normal training slices the ``ea2d_in_domain_calibrated``
+            arm holds out of pretraining and training to fit its map statistics on.
     """
 
     arms: tuple[EncoderArm, ...]
@@ -275,6 +278,7 @@ class EncoderConfig:
     pretrain_steps: int | None
     threads: int | None
     data: DataSpec | None
+    calibration_split_ratio: float
 
 
 @dataclass(kw_only=True)

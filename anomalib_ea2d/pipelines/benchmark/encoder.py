@@ -7,6 +7,9 @@ Per seed, on the slice demo's data set and with its EA2D settings (``configs/syn
 ``ea2d_in_domain``
     EA2D after :class:`~anomalib_ea2d.callbacks.EncoderPretraining` (the pretraining phase runs
     inside ``Engine.fit`` and saves the encoder).
+``ea2d_in_domain_calibrated``
+    The same, with ``calibration_split_ratio`` of the normal training slices held out of both phases
+    and used to fit the map statistics (:mod:`anomalib_ea2d.data.datamodules.calibration`).
 ``reverse_distillation_*``, ``patchcore_*``
     anomalib's models at the same input size and backbone, from a random encoder and from the very
     encoder EA2D learned (its weights file loaded into their feature extractor).
@@ -142,10 +145,11 @@ def _engine(output: Path, max_steps: int | None, callbacks: list[Any]) -> Engine
     return Engine(**kwargs)
 
 
-def demo_config(config: EncoderConfig, output: Path) -> Namespace:
-    """The slice demo's config (``configs/synthetic_brain.yaml``) with the study's overrides.
+def demo_config(config: EncoderConfig, output: Path, arm: str = "") -> Namespace:
+    """The slice demo's config (``configs/synthetic_brain.yaml``) with the study's overrides for ``arm``.
 
-    The encoder starts from random weights; ``train_steps`` and ``data`` replace the demo's when set.
+    The encoder starts from random weights; ``train_steps`` and ``data`` replace the demo's when set;
+    the ``*_calibrated`` arm holds ``calibration_split_ratio`` of the training slices out.
     """
     demo = parse_config(DEFAULT_CONFIG)
     demo["model.init_args.pre_trained"] = False
@@ -159,6 +163,8 @@ def demo_config(config: EncoderConfig, output: Path) -> Namespace:
     root = spec.root if spec is not None and spec.root is not None else output / "data"
     demo["data.init_args.root"] = root
     demo["data.init_args.num_workers"] = 0
+    if arm.endswith("_calibrated"):
+        demo["data.init_args.calibration_split_ratio"] = config.calibration_split_ratio
     return demo
 
 
@@ -192,7 +198,7 @@ def encoder_run(arm: str, seed: int, config: EncoderConfig, output: Path) -> lis
     set_threads(config.threads)
     seed_everything(seed, workers=True)
     weights = output / "work" / f"encoder_seed{seed}.pth"
-    demo = demo_config(config, output)
+    demo = demo_config(config, output, arm)
     datamodule = config_parser().instantiate_classes(demo).data
     datamodule.setup()
     halves = {"validation": datamodule.val_dataloader(), "test": datamodule.test_dataloader()}
@@ -205,8 +211,9 @@ def encoder_run(arm: str, seed: int, config: EncoderConfig, output: Path) -> lis
     else:
         model, callbacks, steps = _build(arm, config, demo)
         pretraining = None
-        if arm == "ea2d_in_domain":
-            pretraining = demo_pretraining(demo, config.pretrain_steps, weights)
+        if arm.startswith("ea2d_in_domain"):  # the calibrated arm saves its own encoder
+            saved = weights if arm == "ea2d_in_domain" else weights.with_name(f"encoder_{arm}_seed{seed}.pth")
+            pretraining = demo_pretraining(demo, config.pretrain_steps, saved)
             callbacks.append(pretraining)
         elif arm.endswith("_in_domain"):
             load_encoder_weights(model, weights)
@@ -235,7 +242,7 @@ def run_encoder(config: EncoderConfig, output: Path) -> list[dict[str, Any]]:
     """
     output.mkdir(parents=True, exist_ok=True)
     config_parser().instantiate_classes(demo_config(config, output)).data.prepare_data()
-    order = sorted(config.arms, key=lambda arm: (arm.endswith("_in_domain") and arm != "ea2d_in_domain", arm))
+    order = sorted(config.arms, key=lambda arm: (arm.endswith("_in_domain") and not arm.startswith("ea2d"), arm))
     done = output / "work" / "runs"
     done.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []

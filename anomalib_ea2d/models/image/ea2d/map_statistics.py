@@ -1,11 +1,14 @@
-"""Fitting EA2D's per-position map statistics (``EA2D(standardize_maps=True)``) from the normal training images.
+"""Fitting EA2D's per-position map statistics (``EA2D(standardize_maps=True)``) from normal images.
 
 The statistics describe the *trained* model, so they are fitted after training and before the
 maps are used: :class:`FitMapStatistics` (attached by :meth:`EA2D.configure_callbacks
-<anomalib_ea2d.EA2D.configure_callbacks>` when ``standardize_maps`` is on) runs the training
-images through the model in eval mode at the start of each validation that follows training steps
-(normalisation and thresholds are then calibrated on standardised maps), and whenever the maps are
-needed but no statistics exist. A model loaded from a checkpoint keeps the checkpoint's statistics.
+<anomalib_ea2d.EA2D.configure_callbacks>` when ``standardize_maps`` is on) runs normal images
+through the model in eval mode (the datamodule's held-out calibration images where it has them,
+``calibration_split_ratio`` in :mod:`anomalib_ea2d.data.datamodules.calibration`: images the model
+never trained on, as unseen as those it will score; else the training images) at the start of
+each validation that follows training steps (normalisation and thresholds are then calibrated on
+standardised maps), and whenever the maps are needed but no statistics exist. A model loaded
+from a checkpoint keeps the checkpoint's statistics.
 """
 
 from __future__ import annotations
@@ -20,8 +23,17 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 logger = logging.getLogger(__name__)
 
 
-def _training_loader(trainer: Trainer) -> Any:  # noqa: ANN401
-    """The training dataloader of the current fit, or the datamodule's."""
+def _statistics_loader(trainer: Trainer) -> tuple[Any, str]:
+    """The loader of the normal images to fit on and what they are (for the log line).
+
+    The datamodule's held-out calibration images when it has them, else the training dataloader of
+    the current fit, else the datamodule's.
+    """
+    datamodule = getattr(trainer, "datamodule", None)
+    calibration = getattr(datamodule, "calibration_dataloader", None)
+    loader = calibration() if callable(calibration) else None
+    if loader is not None:
+        return loader, "held-out normal calibration"
     loader = getattr(trainer, "train_dataloader", None)
     if loader is None and getattr(trainer, "datamodule", None) is not None:
         loader = trainer.datamodule.train_dataloader()
@@ -31,7 +43,7 @@ def _training_loader(trainer: Trainer) -> Any:  # noqa: ANN401
             "no training data; train the model first or load a checkpoint trained with standardize_maps."
         )
         raise RuntimeError(msg)
-    return loader
+    return loader, "normal training"
 
 
 def _images(pl_module: LightningModule, loader: Any) -> Iterator[torch.Tensor]:  # noqa: ANN401
@@ -43,7 +55,10 @@ def _images(pl_module: LightningModule, loader: Any) -> Iterator[torch.Tensor]: 
 
 
 class FitMapStatistics(Callback):
-    """Fit the model's map standardisation on the normal training images when it is stale or missing.
+    """Fit the model's map standardisation on normal images when it is stale or missing.
+
+    The images are the datamodule's held-out calibration split where it has one, else the training
+    images.
 
     Example:
         >>> from anomalib_ea2d import EA2D
@@ -61,10 +76,11 @@ class FitMapStatistics(Callback):
         self.stale = True
 
     def fit(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Fit the statistics on the training images now."""
-        count = pl_module.model.fit_map_statistics(_images(pl_module, _training_loader(trainer)))
+        """Fit the statistics now (calibration images, else training images)."""
+        loader, source = _statistics_loader(trainer)
+        count = pl_module.model.fit_map_statistics(_images(pl_module, loader))
         self.stale = False
-        logger.info("Map statistics fitted on %d normal training images (standardize_maps).", count)
+        logger.info("Map statistics fitted on %d %s images (standardize_maps).", count, source)
 
     def _fit_if_needed(self, trainer: Trainer, pl_module: LightningModule) -> None:
         standardizer = pl_module.model.map_standardizer

@@ -75,7 +75,11 @@ class MapStandardizer(nn.Module):
     def finish(self) -> None:
         """Turn the accumulated sums into the per-position mean and (floored) standard deviation."""
         if self._sums is None or float(self._sums[0]) < 2:
-            msg = "MapStandardizer needs the maps of at least 2 normal training images; give it more training data."
+            count = 0 if self._sums is None else int(self._sums[0])
+            msg = (
+                f"MapStandardizer needs the maps of at least 2 normal images, got {count}; give it more training "
+                "images, or a larger calibration_split_ratio where the datamodule holds images out for calibration."
+            )
             raise ValueError(msg)
         count, total, squares = self._sums
         mean = total / count

@@ -61,7 +61,7 @@ def test_misuse_says_what_to_do() -> None:
         standardizer(torch.rand(1, 1, 4, 4), view=0)
     with pytest.raises(ValueError, match=r"expects \[B, 2, h, w\]"):
         standardizer.update(torch.rand(3, 1, 4, 4))
-    with pytest.raises(ValueError, match="at least 2 normal training images"):
+    with pytest.raises(ValueError, match="at least 2 normal images"):
         standardizer.finish()
     standardizer.update(torch.rand(3, 2, 4, 4))
     with pytest.raises(ValueError, match="another size"):

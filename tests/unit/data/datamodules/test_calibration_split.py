@@ -1,0 +1,115 @@
+"""The held-out calibration split (``data.datamodules.calibration``) of the image and volume datamodules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision.transforms.v2 import RandomErasing
+
+from anomalib_ea2d.data import MedicalFolder
+from anomalib_ea2d.data.volumes import MedicalVolumes
+from tests.helpers.tiny_data import make_tiny_folder_dataset
+from tests.helpers.volumes import write_nifti_set
+
+FOLDER = {
+    "normal_dir": "train/good",
+    "normal_test_dir": "test/good",
+    "abnormal_dir": "test/bad",
+    "mask_dir": "ground_truth/bad",
+    "train_batch_size": 4,
+    "eval_batch_size": 4,
+    "num_workers": 0,
+}
+
+
+@pytest.fixture(scope="module")
+def folder_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_folder_dataset(tmp_path_factory.mktemp("calibration"))
+
+
+def _folder(root: Path, **overrides: object) -> MedicalFolder:
+    datamodule = MedicalFolder(name="tiny", root=root, **{**FOLDER, **overrides})
+    datamodule.setup()
+    return datamodule
+
+
+def test_normal_training_images_are_held_out_disjointly_and_reproducibly(folder_root: Path) -> None:
+    whole = set(_folder(folder_root).train_data.samples.image_path)
+    datamodule = _folder(folder_root, calibration_split_ratio=0.25, seed=3)
+    train = set(datamodule.train_data.samples.image_path)
+    held_out = set(datamodule.calibration_data.samples.image_path)
+    assert (len(train), len(held_out)) == (6, 2)
+    assert not train & held_out
+    assert train | held_out == whole
+    assert set(datamodule.calibration_data.samples.label_index) == {0}
+    again = _folder(folder_root, calibration_split_ratio=0.25, seed=3)
+    assert set(again.calibration_data.samples.image_path) == held_out
+    others = [
+        set(_folder(folder_root, calibration_split_ratio=0.25, seed=s).calibration_data.samples.image_path)
+        for s in range(4, 9)
+    ]
+    assert any(other != held_out for other in others)  # the seed chooses
+
+
+def test_the_calibration_loader_is_unshuffled_and_free_of_training_augmentations(folder_root: Path) -> None:
+    # A random training augmentation would make two passes differ: calibration images get the validation ones.
+    datamodule = _folder(
+        folder_root, calibration_split_ratio=0.5, seed=0, train_augmentations=RandomErasing(p=1.0, value=0)
+    )
+    first = torch.cat([batch.image for batch in datamodule.calibration_dataloader()])
+    second = torch.cat([batch.image for batch in datamodule.calibration_dataloader()])
+    assert first.shape[0] == len(datamodule.calibration_data) == 4
+    torch.testing.assert_close(first, second)
+    order = [path for batch in datamodule.calibration_dataloader() for path in batch.image_path]
+    assert order == list(datamodule.calibration_data.samples.image_path)
+    passes = [
+        {path: image for b in datamodule.train_dataloader() for path, image in zip(b.image_path, b.image, strict=True)}
+        for _ in range(2)
+    ]
+    assert any(not torch.equal(image, passes[1][path]) for path, image in passes[0].items())  # it does apply there
+
+
+def test_without_a_ratio_nothing_changes(folder_root: Path) -> None:
+    datamodule = _folder(folder_root)
+    assert datamodule.calibration_data is None
+    assert datamodule.calibration_dataloader() is None
+    assert len(datamodule.train_data) == 8
+
+
+@pytest.mark.parametrize("ratio", [-0.1, 1.0, 1.5])
+def test_a_ratio_outside_zero_one_is_refused_with_the_fix(folder_root: Path, ratio: float) -> None:
+    with pytest.raises(ValueError, match=r"calibration_split_ratio must be in \[0, 1\)"):
+        MedicalFolder(name="tiny", root=folder_root, **FOLDER, calibration_split_ratio=ratio)
+
+
+def test_a_ratio_that_empties_a_side_names_the_counts(tmp_path: Path) -> None:
+    root = make_tiny_folder_dataset(tmp_path)
+    for image in sorted((root / "train/good").iterdir())[1:]:
+        image.unlink()  # one training image left
+    with pytest.raises(ValueError, match="leaves 1 training and 0 calibration images out of 1"):
+        _folder(root, calibration_split_ratio=0.2)
+
+
+def test_volumes_are_held_out_whole(tmp_path: Path) -> None:
+    root = write_nifti_set(tmp_path / "set", train=5, test_normal=2, test_abnormal=2)
+    datamodule = MedicalVolumes(
+        name="v",
+        root=root,
+        normal_dir="train/good",
+        abnormal_dir="test/lesion",
+        normal_test_dir="test/good",
+        mask_dir="ground_truth/lesion",
+        num_workers=0,
+        seed=0,
+        calibration_split_ratio=0.4,
+    )
+    datamodule.setup()
+    train, held_out = set(datamodule.train_data.volumes), set(datamodule.calibration_data.volumes)
+    assert (len(train), len(held_out)) == (3, 2)
+    assert not train & held_out
+    samples = datamodule.calibration_data.samples
+    for volume in held_out:  # every slice of a held-out volume went with it
+        assert len(samples[samples.volume == volume]) == len(datamodule.volume_records[volume].slices)
+    assert len(torch.cat([b.image for b in datamodule.calibration_dataloader()])) == len(samples)
