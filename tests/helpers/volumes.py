@@ -13,6 +13,14 @@ from scipy import ndimage
 
 SHAPE = (32, 40, 24)
 
+VOLUME_FOLDERS = {
+    "normal_dir": "train/good",
+    "abnormal_dir": "test/lesion",
+    "normal_test_dir": "test/good",
+    "mask_dir": "ground_truth/lesion",
+}
+"""``MedicalVolumes`` folder arguments for :func:`write_nifti_set`'s layout (besides ``root``)."""
+
 
 def head(shape: tuple[int, int, int] = SHAPE, seed: int = 0) -> np.ndarray:
     """A smooth textured ellipsoid on a zero background (float32, arbitrary units)."""

@@ -17,9 +17,10 @@ from lightning.pytorch import Callback, LightningModule, Trainer, seed_everythin
 
 from anomalib_ea2d import EA2D
 from anomalib_ea2d.callbacks import EncoderPretraining
-from anomalib_ea2d.models.image.ea2d.components.standardization import MapStandardizer
+from anomalib_ea2d.data import MedicalFolder
 from tests.helpers.engine import cpu_engine
-from tests.helpers.tiny_data import make_tiny_folder_dataset, medical_folder
+from tests.helpers.map_statistics import map_mean_by_hand
+from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_folder_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -44,18 +45,10 @@ class SeenImages(Callback):
         if batch_idx:
             return
 
-        def by_hand(loader: Any) -> torch.Tensor:
-            standardizer = MapStandardizer(num_views=2)
-            with torch.no_grad():
-                for images in loader:
-                    standardizer.update(pl_module.model.view_maps(pl_module.pre_processor(images.image)))
-            standardizer.finish()
-            return standardizer.mean
-
         datamodule = trainer.datamodule
         fitted = pl_module.model.map_standardizer.mean.clone()
         calibration, training = datamodule.calibration_dataloader(), datamodule.train_dataloader()
-        self.checks.append((fitted, by_hand(calibration), by_hand(training)))
+        self.checks.append((fitted, map_mean_by_hand(pl_module, calibration), map_mean_by_hand(pl_module, training)))
 
 
 @pytest.fixture(scope="module")
@@ -63,17 +56,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_folder_dataset(tmp_path_factory.mktemp("tiny"))
 
 
-def _datamodule(root: Path, **overrides: Any) -> Any:
-    return medical_folder(
-        root,
-        "tiny",
-        normal_dir="train/good",
-        normal_test_dir="test/good",
-        abnormal_dir="test/bad",
-        mask_dir="ground_truth/bad",
-        seed=0,
-        **overrides,
-    )
+def _datamodule(root: Path, **overrides: Any) -> MedicalFolder:
+    return MedicalFolder(root=root, **FOLDER_ARGS, seed=0, **overrides)
 
 
 def test_map_statistics_are_fitted_on_the_held_out_images_the_model_never_trained_on(

@@ -17,8 +17,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer, seed_everythin
 from torch import nn
 
 from anomalib_ea2d import EA2D
-from anomalib_ea2d.models.image.ea2d.components.standardization import MapStandardizer
 from tests.helpers.engine import cpu_engine
+from tests.helpers.map_statistics import map_mean_by_hand
 from tests.helpers.recorder import TestRecorder
 from tests.helpers.tiny_data import make_tiny_folder_dataset, tiny_folder
 
@@ -233,12 +233,8 @@ class MapStatisticsProbe(Callback):
         if batch_idx:
             return
         standardizer = pl_module.model.map_standardizer
-        by_hand = MapStandardizer(num_views=2)
-        with torch.no_grad():
-            for batch in trainer.datamodule.train_dataloader():
-                by_hand.update(pl_module.model.view_maps(pl_module.pre_processor(batch.image)))
-        by_hand.finish()
-        self.seen.append((trainer.global_step, standardizer.mean.clone(), by_hand.mean))
+        by_hand = map_mean_by_hand(pl_module, trainer.datamodule.train_dataloader())
+        self.seen.append((trainer.global_step, standardizer.mean.clone(), by_hand))
 
 
 def test_standardize_maps_is_fitted_on_the_training_images_after_training(dataset_root: Path, tmp_path: Path) -> None:

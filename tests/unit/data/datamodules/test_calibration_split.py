@@ -10,18 +10,8 @@ from torchvision.transforms.v2 import RandomErasing
 
 from anomalib_ea2d.data import MedicalFolder
 from anomalib_ea2d.data.volumes import MedicalVolumes
-from tests.helpers.tiny_data import make_tiny_folder_dataset
-from tests.helpers.volumes import write_nifti_set
-
-FOLDER = {
-    "normal_dir": "train/good",
-    "normal_test_dir": "test/good",
-    "abnormal_dir": "test/bad",
-    "mask_dir": "ground_truth/bad",
-    "train_batch_size": 4,
-    "eval_batch_size": 4,
-    "num_workers": 0,
-}
+from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_folder_dataset
+from tests.helpers.volumes import VOLUME_FOLDERS, write_nifti_set
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +20,7 @@ def folder_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _folder(root: Path, **overrides: object) -> MedicalFolder:
-    datamodule = MedicalFolder(name="tiny", root=root, **{**FOLDER, **overrides})
+    datamodule = MedicalFolder(root=root, **{**FOLDER_ARGS, **overrides})
     datamodule.setup()
     return datamodule
 
@@ -81,7 +71,7 @@ def test_without_a_ratio_nothing_changes(folder_root: Path) -> None:
 @pytest.mark.parametrize("ratio", [-0.1, 1.0, 1.5])
 def test_a_ratio_outside_zero_one_is_refused_with_the_fix(folder_root: Path, ratio: float) -> None:
     with pytest.raises(ValueError, match=r"calibration_split_ratio must be in \[0, 1\)"):
-        MedicalFolder(name="tiny", root=folder_root, **FOLDER, calibration_split_ratio=ratio)
+        MedicalFolder(root=folder_root, **FOLDER_ARGS, calibration_split_ratio=ratio)
 
 
 def test_a_ratio_that_empties_a_side_names_the_counts(tmp_path: Path) -> None:
@@ -97,10 +87,7 @@ def test_volumes_are_held_out_whole(tmp_path: Path) -> None:
     datamodule = MedicalVolumes(
         name="v",
         root=root,
-        normal_dir="train/good",
-        abnormal_dir="test/lesion",
-        normal_test_dir="test/good",
-        mask_dir="ground_truth/lesion",
+        **VOLUME_FOLDERS,
         num_workers=0,
         seed=0,
         calibration_split_ratio=0.4,

@@ -8,7 +8,7 @@ import torch
 
 from anomalib_ea2d.data.volumes import MedicalVolumes
 from anomalib_ea2d.data.volumes.dataset import parse_slice_path
-from tests.helpers.volumes import write_nifti_set
+from tests.helpers.volumes import VOLUME_FOLDERS, write_nifti_set
 
 
 def test_items_of_an_abnormal_volume(tmp_path: Path) -> None:
@@ -16,10 +16,7 @@ def test_items_of_an_abnormal_volume(tmp_path: Path) -> None:
     datamodule = MedicalVolumes(
         name="v",
         root=root,
-        normal_dir="train/good",
-        abnormal_dir="test/lesion",
-        normal_test_dir="test/good",
-        mask_dir="ground_truth/lesion",
+        **VOLUME_FOLDERS,
         val_split_mode="none",
         num_workers=0,
     )
