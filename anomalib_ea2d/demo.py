@@ -227,6 +227,7 @@ def run(config_path: Path, output: Path) -> dict[str, Any]:
         "test_seconds": round(test_seconds, 1),
         "pre_trained_encoder": bool(model.hparams.pre_trained),
         "encoder_pretraining_steps": sum(len(c.losses) for c in callbacks if isinstance(c, EncoderPretraining)),
+        "calibration_images": len(getattr(datamodule, "calibration_data", None) or []),
         "openvino_model": str(exported),
     }
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -238,6 +239,9 @@ def run(config_path: Path, output: Path) -> dict[str, Any]:
     print(f"\nEA2D demo on the synthetic brain-MRI set (synthetic lesions; see docs/data.md), {config_path.name}")
     _print_table(metrics)
     print(f"  trained {metrics['train_steps']} steps in {train_seconds:.0f} s; tested in {test_seconds:.0f} s")
+    if metrics["calibration_images"]:
+        held_out = metrics["calibration_images"]
+        print(f"  map statistics fitted on {held_out} normal training slices held out of training")
     print("Outputs:")
     print(f"  metrics    {output / 'metrics.json'}, {output / 'metrics.csv'}")
     print(f"  scores     {output / SCORES_FILE} (raw score, normalised score, decision, label per slice)")
