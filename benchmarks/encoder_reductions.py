@@ -1,11 +1,12 @@
 r"""Score reduction of the encoder study's trained EA2D models: ``mean`` (the demo's), ``topk`` or ``max``.
 
 The demo's ``score_reduction: mean`` was chosen by the lever study with a *random* encoder. This
-script reloads every EA2D checkpoint that ``python -m anomalib_ea2d.pipelines.benchmark encoder``
-left under ``OUTPUT/work/<arm>_<seed>/`` (weights, map statistics and ROI as trained) and scores
-both halves of the demo's test slices with each reduction, on raw scores. Choose by the
-validation half; the test half is reported next to it. Appends one JSON line per (arm, seed,
-reduction) to ``--output`` and prints the table (mean +- sd over seeds)::
+script reloads the EA2D checkpoints that ``python -m anomalib_ea2d.pipelines.benchmark encoder``
+left under ``OUTPUT/work/<arm>_<seed>/`` (``--arms``; default the demo's ``ea2d_in_domain``),
+with their weights, map statistics and ROI as trained, and scores both halves of the demo's test
+slices with each reduction, on raw scores. Choose by the validation half; the test half is
+reported next to it. Writes one JSON line per (arm, seed, reduction) to ``--output`` and prints
+the table (mean +- sd over seeds)::
 
     .venv/bin/python benchmarks/encoder_reductions.py --study results/encoder \
         --output results/encoder_reductions.jsonl
@@ -76,13 +77,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", type=Path, required=True, help="the encoder study's --output folder")
     parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--arms", nargs="+", default=["ea2d_in_domain"], help="EA2D arms (default: the demo's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     rows = []
     for folder in sorted((args.study / "work").iterdir()):
         match = RUN.match(folder.name)
         checkpoints = sorted(folder.rglob("*.ckpt"))
-        if match is None or not checkpoints:
+        if match is None or match.group(1) not in args.arms or not checkpoints:
             continue
         rows += score_run(checkpoints[-1], match.group(1), int(match.group(2)), args.study)
     args.output.parent.mkdir(parents=True, exist_ok=True)
