@@ -89,9 +89,11 @@ class CalibrationSplitMixin:
             )
             raise ValueError(msg)
         self.train_data, self.calibration_data = kept, held_out
-        logger.info(
-            "Calibration split: %d of %d normal training images held out of training.", len(held_out), len(train)
-        )
+        logger.info("Calibration split: %s held out of training.", self._describe_calibration(train, held_out))
+
+    def _describe_calibration(self, train: AnomalibDataset, held_out: AnomalibDataset) -> str:
+        """What was held out, for the log line."""
+        return f"{len(held_out)} of {len(train)} normal training images"
 
     def _create_val_split(self) -> None:
         super()._create_val_split()  # type: ignore[misc]

@@ -323,6 +323,12 @@ class MedicalVolumes(CalibrationSplitMixin, AnomalibDataModule):
         """Calibration volumes: whole normal training volumes, never slices of a training volume."""
         return split_by_volume(dataset, self.calibration_split_ratio, self.seed)
 
+    def _describe_calibration(self, train: VolumeSliceDataset, held_out: VolumeSliceDataset) -> str:
+        return (
+            f"{len(held_out.volumes)} of {len(train.volumes)} normal training volumes "
+            f"({len(held_out)} of {len(train)} slices)"
+        )
+
     def setup(self, stage: str | None = None) -> None:
         """Set up the subsets and attach :class:`VolumeResults` to the trainer running this datamodule.
 

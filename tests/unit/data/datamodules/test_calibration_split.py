@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,7 @@ def test_a_ratio_that_empties_a_side_names_the_counts(tmp_path: Path) -> None:
         _folder(root, calibration_split_ratio=0.2)
 
 
-def test_volumes_are_held_out_whole(tmp_path: Path) -> None:
+def test_volumes_are_held_out_whole(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     root = write_nifti_set(tmp_path / "set", train=5, test_normal=2, test_abnormal=2)
     datamodule = MedicalVolumes(
         name="v",
@@ -92,7 +93,9 @@ def test_volumes_are_held_out_whole(tmp_path: Path) -> None:
         seed=0,
         calibration_split_ratio=0.4,
     )
-    datamodule.setup()
+    with caplog.at_level(logging.INFO):
+        datamodule.setup()
+    assert "Calibration split: 2 of 5 normal training volumes (" in caplog.text
     train, held_out = set(datamodule.train_data.volumes), set(datamodule.calibration_data.volumes)
     assert (len(train), len(held_out)) == (3, 2)
     assert not train & held_out
