@@ -48,9 +48,9 @@ def _raw(model: EA2D, loader: object) -> dict[str, torch.Tensor]:
     return {"score": torch.cat(scores), "label": torch.cat(labels).int()}
 
 
-def score_run(checkpoint: Path, arm: str, seed: int, study: Path) -> list[dict[str, object]]:
-    """One row per reduction for one trained model."""
-    config = load_preset("full")["encoder"]
+def score_run(checkpoint: Path, arm: str, seed: int, study: Path, preset: str) -> list[dict[str, object]]:
+    """One row per reduction for one trained model (``preset``: the one the study ran with)."""
+    config = load_preset(preset)["encoder"]
     data = config_parser().instantiate_classes(demo_config(config, study, arm)).data
     data.setup()
     model = EA2D.load_from_checkpoint(checkpoint, weights_only=False).eval()
@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", type=Path, required=True, help="the encoder study's --output folder")
     parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--preset", default="full", help="the preset the study ran with (default: full)")
     parser.add_argument("--arms", nargs="+", default=["ea2d_in_domain"], help="EA2D arms (default: the demo's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         checkpoints = sorted(folder.rglob("*.ckpt"))
         if match is None or match.group(1) not in args.arms or not checkpoints:
             continue
-        rows += score_run(checkpoints[-1], match.group(1), int(match.group(2)), args.study)
+        rows += score_run(checkpoints[-1], match.group(1), int(match.group(2)), args.study, args.preset)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text("".join(json.dumps(row) + "\n" for row in rows))
     table = Table(header=["arm", "score_reduction", "seeds", *VALUES])

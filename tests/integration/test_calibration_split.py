@@ -44,7 +44,6 @@ class SeenImages(Callback):
         del batch, dataloader_idx
         if batch_idx:
             return
-
         datamodule = trainer.datamodule
         fitted = pl_module.model.map_standardizer.mean.clone()
         calibration, training = datamodule.calibration_dataloader(), datamodule.train_dataloader()
@@ -70,8 +69,19 @@ def test_map_statistics_are_fitted_on_the_held_out_images_the_model_never_traine
     original = pretraining.on_fit_start
 
     def spy(trainer: Trainer, pl_module: LightningModule) -> None:
-        seen_by_pretraining.update(p for b in trainer.datamodule.train_dataloader() for p in b.image_path)
-        original(trainer, pl_module)
+        # Record the batches the phase itself draws from the training loader, then restore the loader.
+        datamodule, loader = trainer.datamodule, trainer.datamodule.train_dataloader
+
+        def recording() -> Any:
+            for batch in loader():
+                seen_by_pretraining.update(batch.image_path)
+                yield batch
+
+        datamodule.train_dataloader = recording
+        try:
+            original(trainer, pl_module)
+        finally:
+            datamodule.train_dataloader = loader
 
     pretraining.on_fit_start = spy  # type: ignore[method-assign]
     datamodule = _datamodule(root, calibration_split_ratio=0.25)
@@ -83,6 +93,7 @@ def test_map_statistics_are_fitted_on_the_held_out_images_the_model_never_traine
     assert len(held_out) == 2
     assert probe.trained_on == set(datamodule.train_data.samples.image_path)
     assert not probe.trained_on & held_out
+    assert seen_by_pretraining  # the phase ran, on training images only
     assert not seen_by_pretraining & held_out
     ((fitted, on_calibration, on_training),) = probe.checks
     torch.testing.assert_close(fitted, on_calibration.to(fitted.dtype), rtol=1e-4, atol=1e-5)
