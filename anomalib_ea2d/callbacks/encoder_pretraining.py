@@ -3,9 +3,10 @@
 Where no ImageNet weights can be had (an air-gapped hospital machine, a build machine), a model's
 encoder starts from random weights. :class:`EncoderPretraining` runs first in ``Engine.fit`` /
 ``anomalib fit|train``: for ``steps`` steps it trains the encoder on the datamodule's own training
-images with a self-supervised pretext task
-(:class:`~anomalib_ea2d.models.components.pretext.SyntheticAnomalySegmentation`), then hands the
-encoder to the model's own training. Optionally it saves the learned weights in the format that
+images with a self-supervised pretext task (``objective``: synthetic-anomaly segmentation,
+:class:`~anomalib_ea2d.models.components.pretext.SyntheticAnomalySegmentation`, or the contrastive
+:class:`~anomalib_ea2d.models.components.contrastive.SimSiam`), then hands the encoder to the
+model's own training. Optionally it saves the learned weights in the format that
 ``backbone_weights`` options read (``--model.backbone_weights``), so later runs start from them.
 
 The encoder is found through :class:`PretrainableEncoder` (a model says which module is its
@@ -26,11 +27,15 @@ from anomalib.models.components import TimmFeatureExtractor
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import nn
 
+from anomalib_ea2d.models.components.contrastive import SimSiam
 from anomalib_ea2d.models.components.pretext import TEXTURES, SyntheticAnomalySegmentation
 
 logger = logging.getLogger(__name__)
 
 When = Literal["random_encoder", "always"]
+Objective = Literal["segmentation", "simsiam"]
+OBJECTIVES: tuple[str, ...] = ("segmentation", "simsiam")
+"""Pretext tasks of the pretraining phase: synthetic-anomaly segmentation, or contrastive SimSiam."""
 
 
 @runtime_checkable
@@ -90,10 +95,14 @@ class EncoderPretraining(Callback):
         weight_decay: AdamW weight decay.
         when: ``"random_encoder"`` (default) pretrains only an encoder that starts from random weights
             (no ImageNet weights, no weights file); ``"always"`` pretrains any encoder.
+        objective: The pretext task: ``"segmentation"`` (default; find synthetic anomalies pasted into
+            the normal images) or ``"simsiam"`` (two augmented views of each image predict each
+            other; no anomalies). See docs/benchmarks.md for what each buys.
         textures: What fills the synthetic anomalies (see
-            :class:`~anomalib_ea2d.models.components.pretext.SyntheticAnomalySegmentation`).
+            :class:`~anomalib_ea2d.models.components.pretext.SyntheticAnomalySegmentation`);
+            ``"segmentation"`` only.
         foreground_threshold: Anomalies are pasted only where the raw image is brighter than this
-            (``None``: anywhere).
+            (``None``: anywhere); ``"segmentation"`` only.
         save_path: Where to save the learned encoder (a state dict that ``backbone_weights`` reads);
             ``None`` saves nothing.
 
@@ -114,6 +123,7 @@ class EncoderPretraining(Callback):
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
         when: When = "random_encoder",
+        objective: Objective = "segmentation",
         textures: Sequence[str] = TEXTURES,
         foreground_threshold: float | None = 0.05,
         save_path: str | Path | None = None,
@@ -124,7 +134,11 @@ class EncoderPretraining(Callback):
         if when not in ("random_encoder", "always"):
             msg = f"EncoderPretraining when={when!r} is not valid; choose 'random_encoder' or 'always'."
             raise ValueError(msg)
+        if objective not in OBJECTIVES:
+            msg = f"EncoderPretraining objective={objective!r} is not valid; choose one of {list(OBJECTIVES)}."
+            raise ValueError(msg)
         self.steps = steps
+        self.objective = objective
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.when = when
@@ -169,17 +183,23 @@ class EncoderPretraining(Callback):
         if channels is None:
             msg = "EncoderPretraining needs a timm features_only encoder (one with feature_info); this one has none."
             raise TypeError(msg)
-        pretext = SyntheticAnomalySegmentation(
-            channels, textures=self.textures, foreground_threshold=self.foreground_threshold
-        ).to(device)
+        pretext: nn.Module
+        if self.objective == "simsiam":
+            pretext = SimSiam(channels).to(device)
+            task = "contrastive SimSiam on two augmented views of each image"
+        else:
+            pretext = SyntheticAnomalySegmentation(
+                channels, textures=self.textures, foreground_threshold=self.foreground_threshold
+            ).to(device)
+            task = f"synthetic-anomaly segmentation, {'/'.join(self.textures)} textures"
         trainable = [p for p in encoder.parameters()]
         flags = [p.requires_grad for p in trainable]
         was_training = encoder.training
         logger.info(
-            "EncoderPretraining: learning the encoder from the training images (%d steps of synthetic-anomaly "
-            "segmentation, %s textures) before the model's own training.",
+            "EncoderPretraining: learning the encoder from the training images (%d steps of %s) before the "
+            "model's own training.",
             self.steps,
-            "/".join(self.textures),
+            task,
         )
         start = time.perf_counter()
         self.losses = []
@@ -191,8 +211,19 @@ class EncoderPretraining(Callback):
             optimizer = torch.optim.AdamW(
                 [*trainable, *pretext.parameters()], lr=self.learning_rate, weight_decay=self.weight_decay
             )
-            for _ in range(self.steps):
+            lone = 0
+            while len(self.losses) < self.steps:
                 batch = next(images).to(device)
+                if batch.shape[0] < 2 and self.objective == "simsiam":
+                    lone += 1  # a lone last image of an epoch has no batch statistics for SimSiam's heads
+                    if lone > 1:
+                        msg = (
+                            "EncoderPretraining objective='simsiam' needs training batches of at least 2 images; "
+                            "raise the datamodule's train_batch_size."
+                        )
+                        raise ValueError(msg)
+                    continue
+                lone = 0
                 with torch.enable_grad():
                     loss = pretext(encoder, batch, transform)
                 optimizer.zero_grad(set_to_none=True)

@@ -25,11 +25,14 @@ def test_encoder_study_reports_every_arm_on_both_halves_and_resumes(tmp_path: Pa
         for key in ENCODER_KEYS:
             assert 0.0 <= row[key] <= 1.0, (row["arm"], key)
     pretrained = [r for r in rows if r["arm"].startswith("ea2d_in_domain")]
-    assert len(pretrained) == 4
+    assert len(pretrained) == 6
     assert all(r["pretrain_min"] > 0 for r in pretrained)
     assert (tmp_path / "work" / "encoder_seed0.pth").is_file()  # what the RD and PatchCore arms loaded
-    # the calibrated arm learned its own encoder, without the held-out slices
+    # the calibrated and contrastive arms learned their own encoders (the calibrated one without the held-out slices)
     assert (tmp_path / "work" / "encoder_ea2d_in_domain_calibrated_seed0.pth").is_file()
+    simsiam = torch.load(tmp_path / "work" / "encoder_ea2d_in_domain_simsiam_seed0.pth")
+    segmentation = torch.load(tmp_path / "work" / "encoder_seed0.pth")
+    assert any(not torch.equal(simsiam[k], segmentation[k]) for k in simsiam if simsiam[k].is_floating_point())
     held_out = config_parser().instantiate_classes(demo_config(config, tmp_path, "ea2d_in_domain_calibrated")).data
     held_out.setup()
     assert len(held_out.calibration_data) == round(config.calibration_split_ratio * config.data.num_train)

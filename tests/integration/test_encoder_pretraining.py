@@ -66,14 +66,20 @@ def _fit(model: LightningModule, root: Path, tmp: Path, *callbacks: Callback, **
     return run
 
 
+@pytest.mark.parametrize("objective", ["segmentation", "simsiam"])
 def test_engine_fit_pretrains_a_random_encoder_then_trains_from_it_and_saves_it(
-    data_root: Path, tmp_path: Path
+    objective: str, data_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     model = EA2D(backbone="resnet18", pre_trained=False, image_size=SIZE, max_steps=2)
     initial = _encoder_state(model)
     probe, saved = EncoderProbe(), tmp_path / "encoder.pth"
-    pretraining = EncoderPretraining(steps=3, save_path=saved)
-    _fit(model, data_root, tmp_path, pretraining, probe)
+    pretraining = EncoderPretraining(steps=3, objective=objective, save_path=saved)  # type: ignore[arg-type]
+    with caplog.at_level("INFO", logger="anomalib_ea2d"):
+        _fit(model, data_root, tmp_path, pretraining, probe)
+    task = "SimSiam" if objective == "simsiam" else "synthetic-anomaly segmentation"
+    assert any(
+        "EncoderPretraining: learning the encoder" in r.getMessage() and task in r.getMessage() for r in caplog.records
+    )
 
     assert len(pretraining.losses) == 3
     assert torch.isfinite(torch.tensor(pretraining.losses)).all()
@@ -141,6 +147,19 @@ def test_bad_settings_name_the_setting() -> None:
         EncoderPretraining(when="sometimes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="textures"):
         EncoderPretraining(textures=("ellipsoids",))
+    with pytest.raises(ValueError, match="objective"):
+        EncoderPretraining(objective="byol")  # type: ignore[arg-type]
+
+
+def test_simsiam_refuses_single_image_batches_with_the_fix() -> None:
+    pretraining = EncoderPretraining(steps=2, objective="simsiam")
+    encoder = EA2D(backbone="resnet18", pre_trained=False, image_size=SIZE).model.encoder
+    with pytest.raises(ValueError, match="train_batch_size"):
+        pretraining.pretrain(encoder, iter([torch.rand(1, 3, SIZE, SIZE)] * 4), None, torch.device("cpu"))
+    # a lone last image of an epoch is skipped, not counted
+    batches = iter([torch.rand(3, 3, SIZE, SIZE), torch.rand(1, 3, SIZE, SIZE), torch.rand(3, 3, SIZE, SIZE)])
+    pretraining.pretrain(encoder, batches, None, torch.device("cpu"))
+    assert len(pretraining.losses) == 2
     with pytest.raises(TypeError, match="EncoderPretraining found no encoder"):
         find_encoder(torch.nn.Linear(2, 2))
 

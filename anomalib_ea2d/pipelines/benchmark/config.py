@@ -35,6 +35,7 @@ EncoderArm = Literal[
     "ea2d_random",
     "ea2d_in_domain",
     "ea2d_in_domain_calibrated",
+    "ea2d_in_domain_simsiam",
     "reverse_distillation_random",
     "reverse_distillation_in_domain",
     "patchcore_random",

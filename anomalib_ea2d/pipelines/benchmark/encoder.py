@@ -10,6 +10,9 @@ Per seed, on the slice demo's data set and with its EA2D settings (``configs/syn
 ``ea2d_in_domain_calibrated``
     The same, with ``calibration_split_ratio`` of the normal training slices held out of both phases
     and used to fit the map statistics (:mod:`anomalib_ea2d.data.datamodules.calibration`).
+``ea2d_in_domain_simsiam``
+    The pretraining phase with the contrastive objective (``objective="simsiam"``) in place of the
+    demo's synthetic-anomaly segmentation, the same number of steps.
 ``reverse_distillation_*``, ``patchcore_*``
     anomalib's models at the same input size and backbone, from a random encoder and from the very
     encoder EA2D learned (its weights file loaded into their feature extractor).
@@ -168,14 +171,21 @@ def demo_config(config: EncoderConfig, output: Path, arm: str = "") -> Namespace
     return demo
 
 
-def demo_pretraining(demo: Namespace, steps: int | None, save_path: Path) -> EncoderPretraining:
-    """The demo config's pretraining phase (its ``trainer.callbacks`` entry, else defaults), saving to ``save_path``."""
+def demo_pretraining(
+    demo: Namespace, steps: int | None, save_path: Path, objective: str | None = None
+) -> EncoderPretraining:
+    """The demo config's pretraining phase (its ``trainer.callbacks`` entry, else defaults), saving to ``save_path``.
+
+    ``steps`` and ``objective`` replace the demo's when set.
+    """
     settings: dict[str, Any] = {}
     for entry in (demo.get("trainer") or {}).get("callbacks") or []:
         if isinstance(entry, dict) and str(entry.get("class_path", "")).endswith("EncoderPretraining"):
             settings = dict(entry.get("init_args") or {})
     if steps is not None:
         settings["steps"] = steps
+    if objective is not None:
+        settings["objective"] = objective
     return EncoderPretraining(**{**settings, "save_path": save_path})
 
 
@@ -211,9 +221,10 @@ def encoder_run(arm: str, seed: int, config: EncoderConfig, output: Path) -> lis
     else:
         model, callbacks, steps = _build(arm, config, demo)
         pretraining = None
-        if arm.startswith("ea2d_in_domain"):  # the calibrated arm saves its own encoder
+        if arm.startswith("ea2d_in_domain"):  # the variants save their own encoders
             saved = weights if arm == "ea2d_in_domain" else weights.with_name(f"encoder_{arm}_seed{seed}.pth")
-            pretraining = demo_pretraining(demo, config.pretrain_steps, saved)
+            objective = "simsiam" if arm.endswith("_simsiam") else None
+            pretraining = demo_pretraining(demo, config.pretrain_steps, saved, objective)
             callbacks.append(pretraining)
         elif arm.endswith("_in_domain"):
             load_encoder_weights(model, weights)
