@@ -10,7 +10,10 @@ callbacks that fit such statistics read when the datamodule has it (e.g. EA2D's
 ``standardize_maps``); with ``calibration_split_ratio=0`` (the default) nothing changes.
 
 The split is made once, after anomalib's test and validation splits, with the datamodule's
-``seed``; calibration images get the validation augmentations (plus the model's resize).
+``seed``; calibration images get the validation augmentations (plus the model's resize). With
+``calibration_group_pattern`` (a regular expression whose first group is the subject in each file
+name) whole subjects are held out, so no held-out slice has a sibling in training
+(:func:`~anomalib_ea2d.data.utils.split.split_by_group`).
 
 From the command line (one line)::
 
@@ -27,6 +30,8 @@ from anomalib.data import AnomalibDataset
 from anomalib.data.utils import random_split
 from anomalib.utils.attrs import get_nested_attr
 from torch.utils.data import DataLoader
+
+from anomalib_ea2d.data.utils.split import check_group_pattern, split_by_group
 
 logger = logging.getLogger(__name__)
 
@@ -63,15 +68,26 @@ class CalibrationSplitMixin:
     """
 
     calibration_split_ratio: float = 0.0
+    calibration_group_pattern: str | None = None
     calibration_data: AnomalibDataset | None = None
+    _calibration_groups: tuple[int, int] | None = None
 
-    def _init_calibration_split(self, ratio: float) -> None:
+    def _init_calibration_split(self, ratio: float, group_pattern: str | None = None) -> None:
         self.calibration_split_ratio = check_calibration_ratio(ratio)
+        self.calibration_group_pattern = check_group_pattern(group_pattern)
         self.calibration_data = None
 
     def _split_calibration(self, dataset: AnomalibDataset) -> tuple[AnomalibDataset, AnomalibDataset]:
-        """``(kept for training, held out for calibration)``: a random split of ``dataset``'s images."""
-        kept, held_out = random_split(dataset, self.calibration_split_ratio, seed=getattr(self, "seed", None))
+        """``(kept for training, held out for calibration)``: whole groups, or a random split of the images."""
+        seed = getattr(self, "seed", None)
+        if self.calibration_group_pattern is None:
+            self._calibration_groups = None
+            kept, held_out = random_split(dataset, self.calibration_split_ratio, seed=seed)
+            return kept, held_out
+        kept, held_out, taken, total = split_by_group(
+            dataset, self.calibration_group_pattern, self.calibration_split_ratio, seed
+        )
+        self._calibration_groups = (taken, total)
         return kept, held_out
 
     def _create_calibration_split(self) -> None:
@@ -93,7 +109,11 @@ class CalibrationSplitMixin:
 
     def _describe_calibration(self, train: AnomalibDataset, held_out: AnomalibDataset) -> str:
         """What was held out, for the log line."""
-        return f"{len(held_out)} of {len(train)} normal training images"
+        images = f"{len(held_out)} of {len(train)} normal training images"
+        if self._calibration_groups is None:
+            return images
+        taken, total = self._calibration_groups
+        return f"{taken} of {total} subjects (calibration_group_pattern {self.calibration_group_pattern!r}), {images}"
 
     def _create_val_split(self) -> None:
         super()._create_val_split()  # type: ignore[misc]

@@ -62,7 +62,7 @@ def _mask_paths(samples: pd.DataFrame) -> list[str | None]:
 
 
 class MedicalFolder(CalibrationSplitMixin, Folder):
-    """anomalib's ``Folder`` datamodule for 8/16-bit and float medical images, checked at setup.
+    r"""anomalib's ``Folder`` datamodule for 8/16-bit and float medical images, checked at setup.
 
     Args:
         name: Name of the dataset (used for logging and the results folder).
@@ -94,6 +94,9 @@ class MedicalFolder(CalibrationSplitMixin, Folder):
         calibration_split_ratio: Share of the normal training images held out of training for
             calibration (:class:`~anomalib_ea2d.data.datamodules.calibration.CalibrationSplitMixin`);
             0 (default): none.
+        calibration_group_pattern: A regular expression whose first group is the subject (or
+            volume) in each training file name, e.g. ``'^(sub-\w+)_'``: the calibration split then
+            holds out whole subjects; ``None`` (default): single images.
 
     Example:
         >>> import tempfile, numpy as np
@@ -138,8 +141,9 @@ class MedicalFolder(CalibrationSplitMixin, Folder):
         check_images: bool = True,
         on_bad_image: OnBadImage = "error",
         calibration_split_ratio: float = 0.0,
+        calibration_group_pattern: str | None = None,
     ) -> None:
-        self._init_calibration_split(calibration_split_ratio)
+        self._init_calibration_split(calibration_split_ratio, calibration_group_pattern)
         self.intensity_scaling = check_intensity_scaling(intensity_scaling)
         self.check_images = check_images
         self.on_bad_image = check_on_bad_image(on_bad_image)

@@ -21,6 +21,7 @@ from torchvision.transforms.v2 import Transform
 
 from anomalib_ea2d.data.datamodules.calibration import CalibrationSplitMixin
 from anomalib_ea2d.data.generators.synthetic_brain import (
+    SUBJECT_PATTERN,
     SyntheticBrainParams,
     generate_synthetic_brain,
     is_up_to_date,
@@ -63,6 +64,8 @@ class SyntheticBrainMRI(CalibrationSplitMixin, Folder):
         calibration_split_ratio: Share of the normal training images held out of training for
             calibration (:class:`~anomalib_ea2d.data.datamodules.calibration.CalibrationSplitMixin`);
             0 (default): none.
+        calibration_group_pattern: The subject in each file name; the calibration split holds out
+            whole subjects (default: the generator's ``_s<subject>_``); ``None``: single slices.
 
     Example:
         >>> import tempfile
@@ -101,8 +104,9 @@ class SyntheticBrainMRI(CalibrationSplitMixin, Folder):
         val_split_ratio: float = 0.5,
         seed: int | None = 0,
         calibration_split_ratio: float = 0.0,
+        calibration_group_pattern: str | None = SUBJECT_PATTERN,
     ) -> None:
-        self._init_calibration_split(calibration_split_ratio)
+        self._init_calibration_split(calibration_split_ratio, calibration_group_pattern)
         self.params = SyntheticBrainParams(
             seed=generation_seed,
             image_size=image_size,

@@ -66,6 +66,8 @@ from anomalib_ea2d.data.layout import LESION_MASK_DIR
 logger = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 2
+SUBJECT_PATTERN = r"_s(\d+)_"
+"""The subject of a generated slice in its file name (``train_s012_z040_2.png``: subject ``012``)."""
 """Bumped whenever the rendering changes, so cached sets made by older code are regenerated."""
 
 NORMALISED_P99 = 0.75
@@ -320,6 +322,7 @@ def generate_synthetic_brain(
 
 
 __all__ = [
+    "SUBJECT_PATTERN",
     "GENERATOR_VERSION",
     "NORMALISED_P99",
     "SubjectSlices",

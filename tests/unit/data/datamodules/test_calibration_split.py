@@ -103,3 +103,63 @@ def test_volumes_are_held_out_whole(tmp_path: Path, caplog: pytest.LogCaptureFix
     for volume in held_out:  # every slice of a held-out volume went with it
         assert len(samples[samples.volume == volume]) == len(datamodule.volume_records[volume].slices)
     assert len(torch.cat([b.image for b in datamodule.calibration_dataloader()])) == len(samples)
+
+
+def _subject(path: str) -> str:
+    return Path(path).name.split("_")[1]
+
+
+def test_the_synthetic_set_holds_out_whole_subjects(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from anomalib_ea2d.data import SyntheticBrainMRI  # noqa: PLC0415
+
+    datamodule = SyntheticBrainMRI(
+        root=tmp_path / "brain",
+        image_size=32,
+        num_train=12,
+        num_test_normal=2,
+        num_test_abnormal=2,
+        slices_per_subject=3,
+        num_workers=0,
+        calibration_split_ratio=0.25,
+    )
+    with caplog.at_level(logging.INFO):
+        datamodule.setup()
+    train = {_subject(p) for p in datamodule.train_data.samples.image_path}
+    held_out = list(datamodule.calibration_data.samples.image_path)
+    subjects = {_subject(p) for p in held_out}
+    assert len(subjects) == 1  # 0.25 of the 4 subjects
+    assert len(held_out) == 3  # with all 3 of its slices
+    assert not train & subjects
+    assert len(datamodule.train_data) == 9
+    assert "Calibration split: 1 of 4 subjects" in caplog.text
+    assert "3 of 12 normal training images" in caplog.text
+
+
+def test_a_folder_set_holds_out_whole_subjects_by_pattern(tmp_path: Path) -> None:
+    root = make_tiny_folder_dataset(tmp_path)
+    train_dir = root / "train/good"
+    for i, image in enumerate(sorted(train_dir.iterdir())):  # 8 images -> subjects a, b, c, d, two each
+        image.rename(train_dir / f"sub-{'abcd'[i // 2]}_slice{i}{image.suffix}")
+    datamodule = _folder(root, calibration_split_ratio=0.5, seed=1, calibration_group_pattern=r"^sub-(\w)_")
+    held_out = [Path(p).name for p in datamodule.calibration_data.samples.image_path]
+    kept = [Path(p).name for p in datamodule.train_data.samples.image_path]
+    assert len(held_out) == 4
+    assert len({name[4] for name in held_out}) == 2
+    assert not {name[4] for name in held_out} & {name[4] for name in kept}
+    # the same split by single images mixes subjects on both sides for some seed
+    mixed = [
+        {
+            Path(p).name[4]
+            for p in _folder(root, calibration_split_ratio=0.5, seed=s).calibration_data.samples.image_path
+        }
+        for s in range(6)
+    ]
+    assert any(len(subjects) > 2 for subjects in mixed)
+
+
+def test_a_group_pattern_that_misses_a_file_or_does_not_compile_names_the_fix(tmp_path: Path) -> None:
+    root = make_tiny_folder_dataset(tmp_path)
+    with pytest.raises(ValueError, match=r"does not match calibration_group_pattern='\^sub-'"):
+        _folder(root, calibration_split_ratio=0.5, calibration_group_pattern="^sub-")
+    with pytest.raises(ValueError, match="not a valid regular expression"):
+        MedicalFolder(root=root, **FOLDER_ARGS, calibration_group_pattern="(sub")
