@@ -128,6 +128,21 @@ def test_reload_gives_identical_predictions(trained: tuple[EA2D, Path], data_roo
     torch.testing.assert_close(fresh, expected, rtol=0, atol=0)
 
 
+def test_random_weights_are_announced_when_training_starts_not_when_a_checkpoint_loads(
+    trained: tuple[EA2D, Path], data_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, checkpoint = trained
+    said = "starts from random weights"
+    with caplog.at_level("DEBUG", logger="anomalib_ea2d"):
+        loaded = EA2D.load_from_checkpoint(checkpoint, weights_only=True)
+        _predictions(loaded, data_root, tmp_path / "predict", ckpt_path=checkpoint)
+    assert not [r for r in caplog.records if said in r.getMessage()]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="anomalib_ea2d"):
+        _engine(tmp_path / "fit", max_steps=1).fit(model=_model(), datamodule=_datamodule(data_root))
+    assert len([r for r in caplog.records if said in r.getMessage() and r.levelname == "WARNING"]) == 1
+
+
 def test_checkpoint_holds_only_safe_types(trained: tuple[EA2D, Path]) -> None:
     _, checkpoint = trained
     content = torch.load(checkpoint, weights_only=True, map_location="cpu")  # raises on pickled objects

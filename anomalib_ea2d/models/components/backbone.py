@@ -292,8 +292,8 @@ def create_encoder(backbone: str, pre_trained: bool, weights_path: str | Path | 
         encoder = _features(name, pretrained=False)
         load_backbone_weights(encoder, weights_path)
         return encoder
-    if not pre_trained:
-        logger.warning("EA2D encoder %s starts from random weights (pre_trained=False, no backbone_weights).", name)
+    if not pre_trained:  # said once when training starts (a checkpoint load replaces these weights)
+        logger.debug("EA2D encoder %s built with random weights (pre_trained=False, no backbone_weights).", name)
         return _features(name, pretrained=False)
     tagged = _with_tag(backbone)
     cached = cached_weights_file(tagged)

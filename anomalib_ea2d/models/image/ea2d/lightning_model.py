@@ -9,6 +9,7 @@ take precedence over the recipe.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +42,8 @@ from anomalib_ea2d.models.image.ea2d.recipe import (
     evaluator_for,
 )
 from anomalib_ea2d.models.image.ea2d.torch_model import EA2DModel
+
+logger = logging.getLogger(__name__)
 
 
 class EA2D(OfflineCheckpointLoading, WarnUncalibratedExport, FusedInferenceSteps, AnomalibModule):
@@ -212,9 +215,14 @@ class EA2D(OfflineCheckpointLoading, WarnUncalibratedExport, FusedInferenceSteps
             )
 
     def setup(self, stage: str) -> None:
-        """Apply the recipe's training length when the trainer was given none."""
+        """Apply the recipe's training length when the trainer was given none; say if the encoder starts random."""
         if stage == "fit" and self._trainer is not None:
             apply_training_length(self._trainer, self.hparams.max_steps)
+            if self.encoder_starts_random and self._trainer.ckpt_path is None:
+                logger.warning(
+                    "EA2D encoder %s starts from random weights (pre_trained=False, no backbone_weights).",
+                    self.hparams.backbone,
+                )
 
     def configure_callbacks(self) -> list[Callback]:
         """Anomalib's component callbacks, the safety guards and (``standardize_maps``) the map statistics' fitting.
