@@ -113,7 +113,7 @@ class CalibrationSplitMixin:
         if self._calibration_groups is None:
             return images
         taken, total = self._calibration_groups
-        return f"{taken} of {total} subjects (calibration_group_pattern {self.calibration_group_pattern!r}), {images}"
+        return f"{taken} of {total} subjects (calibration_group_pattern '{self.calibration_group_pattern}'), {images}"
 
     def _create_val_split(self) -> None:
         super()._create_val_split()  # type: ignore[misc]
