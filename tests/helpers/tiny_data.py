@@ -89,21 +89,23 @@ def medical_folder(root: Path, name: str, **overrides: Any) -> Any:
     return MedicalFolder(name=name, root=root, **{**MEDICAL_FOLDER_ARGS, **overrides})
 
 
-def tiny_synthetic_brain(root: Path, size: int = 64) -> Any:
-    """A ``SyntheticBrainMRI`` datamodule of a seconds-sized set (8 train, 4 + 4 test slices) under ``root``."""
+def tiny_synthetic_brain(root: Path, size: int = 64, **overrides: Any) -> Any:
+    """A ``SyntheticBrainMRI`` datamodule of a seconds-sized set (8 train, 4 + 4 test slices) under ``root``.
+
+    ``overrides`` replace any of its arguments.
+    """
     from anomalib_ea2d.data import SyntheticBrainMRI  # noqa: PLC0415 (keeps this module free of torch)
 
-    return SyntheticBrainMRI(
-        root=root,
-        image_size=size,
-        num_train=8,
-        num_test_normal=4,
-        num_test_abnormal=4,
-        slices_per_subject=2,
-        train_batch_size=4,
-        eval_batch_size=8,
-        num_workers=0,
-    )
+    settings: dict[str, Any] = {
+        "num_train": 8,
+        "num_test_normal": 4,
+        "num_test_abnormal": 4,
+        "slices_per_subject": 2,
+        "train_batch_size": 4,
+        "eval_batch_size": 8,
+        "num_workers": 0,
+    }
+    return SyntheticBrainMRI(root=root, image_size=size, **{**settings, **overrides})
 
 
 DISK_SPLITS = {"train/good": 8, "test/good": 8, "test/bad": 4}

@@ -11,7 +11,7 @@ from torchvision.transforms.v2 import RandomErasing
 
 from anomalib_ea2d.data import MedicalFolder
 from anomalib_ea2d.data.volumes import MedicalVolumes
-from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_folder_dataset
+from tests.helpers.tiny_data import FOLDER_ARGS, make_tiny_folder_dataset, tiny_synthetic_brain
 from tests.helpers.volumes import VOLUME_FOLDERS, write_nifti_set
 
 
@@ -110,17 +110,8 @@ def _subject(path: str) -> str:
 
 
 def test_the_synthetic_set_holds_out_whole_subjects(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from anomalib_ea2d.data import SyntheticBrainMRI  # noqa: PLC0415
-
-    datamodule = SyntheticBrainMRI(
-        root=tmp_path / "brain",
-        image_size=32,
-        num_train=12,
-        num_test_normal=2,
-        num_test_abnormal=2,
-        slices_per_subject=3,
-        num_workers=0,
-        calibration_split_ratio=0.25,
+    datamodule = tiny_synthetic_brain(
+        tmp_path / "brain", 32, num_train=12, slices_per_subject=3, calibration_split_ratio=0.25
     )
     with caplog.at_level(logging.INFO):
         datamodule.setup()
