@@ -89,6 +89,10 @@ def medical_folder(root: Path, name: str, **overrides: Any) -> Any:
     return MedicalFolder(name=name, root=root, **{**MEDICAL_FOLDER_ARGS, **overrides})
 
 
+TINY_BRAIN = {"num_train": 8, "num_test_normal": 4, "num_test_abnormal": 4, "slices_per_subject": 2, "num_workers": 0}
+"""A seconds-sized synthetic brain set: 8 training slices (4 subjects), 4 + 4 test slices."""
+
+
 def tiny_synthetic_brain(root: Path, size: int = 64, **overrides: Any) -> Any:
     """A ``SyntheticBrainMRI`` datamodule of a seconds-sized set (8 train, 4 + 4 test slices) under ``root``.
 
@@ -96,16 +100,16 @@ def tiny_synthetic_brain(root: Path, size: int = 64, **overrides: Any) -> Any:
     """
     from anomalib_ea2d.data import SyntheticBrainMRI  # noqa: PLC0415 (keeps this module free of torch)
 
-    settings: dict[str, Any] = {
-        "num_train": 8,
-        "num_test_normal": 4,
-        "num_test_abnormal": 4,
-        "slices_per_subject": 2,
-        "train_batch_size": 4,
-        "eval_batch_size": 8,
-        "num_workers": 0,
-    }
+    settings: dict[str, Any] = {**TINY_BRAIN, "train_batch_size": 4, "eval_batch_size": 8}
     return SyntheticBrainMRI(root=root, image_size=size, **{**settings, **overrides})
+
+
+def tiny_synthetic_brain_cli(root: Path, size: int = 64) -> list[str]:
+    """The ``--data.*`` arguments of :func:`tiny_synthetic_brain`'s set, for ``anomalib`` commands."""
+    args = ["--data.root", str(root), "--data.image_size", str(size)]
+    for key, value in TINY_BRAIN.items():
+        args += [f"--data.{key}", str(value)]
+    return args
 
 
 DISK_SPLITS = {"train/good": 8, "test/good": 8, "test/bad": 4}

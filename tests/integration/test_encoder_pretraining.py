@@ -20,7 +20,7 @@ from anomalib_ea2d.callbacks.encoder_pretraining import find_encoder
 from anomalib_ea2d.pipelines.benchmark.encoder import load_encoder_weights
 from tests.helpers.cli import cli_env
 from tests.helpers.engine import cpu_engine
-from tests.helpers.tiny_data import tiny_synthetic_brain
+from tests.helpers.tiny_data import tiny_synthetic_brain, tiny_synthetic_brain_cli
 
 SIZE = 64
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -180,19 +180,7 @@ def test_anomalib_cli_runs_the_phase_and_saves_the_encoder(data_root: Path, tmp_
         "2",
         "--data",
         "anomalib_ea2d.data.SyntheticBrainMRI",
-        "--data.root",
-        str(data_root),
-        f"--data.image_size={SIZE}",
-        "--data.num_train",
-        "8",
-        "--data.num_test_normal",
-        "4",
-        "--data.num_test_abnormal",
-        "4",
-        "--data.slices_per_subject",
-        "2",
-        "--data.num_workers",
-        "0",
+        *tiny_synthetic_brain_cli(data_root, SIZE),
         "--data.train_batch_size",
         "4",
         "--trainer.accelerator",

@@ -14,7 +14,7 @@ import torch
 from anomalib_ea2d import EA2D
 from tests.helpers.engine import cpu_engine
 from tests.helpers.recorder import TestRecorder
-from tests.helpers.tiny_data import tiny_synthetic_brain
+from tests.helpers.tiny_data import tiny_synthetic_brain, tiny_synthetic_brain_cli
 
 SIZE = 64
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "synthetic_brain.yaml"
@@ -53,20 +53,7 @@ def test_demo_config_runs_from_the_cli(brain_root: Path, tmp_path: Path) -> None
         "train",
         "--config",
         str(CONFIG),
-        "--data.root",
-        str(brain_root),
-        "--data.image_size",
-        str(SIZE),
-        "--data.num_train",
-        "8",
-        "--data.num_test_normal",
-        "4",
-        "--data.num_test_abnormal",
-        "4",
-        "--data.slices_per_subject",
-        "2",
-        "--data.num_workers",
-        "0",
+        *tiny_synthetic_brain_cli(brain_root, SIZE),
         "--model.init_args.image_size",
         str(SIZE),
         "--model.init_args.max_steps",
