@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, help="CPU threads (default: the preset's).")
     parser.add_argument("--seeds", nargs="+", type=int, help="compare, ablation and encoder: seeds.")
     parser.add_argument("--arms", nargs="+", choices=ENCODER_ARMS, help="encoder: arms (default: the preset's).")
+    parser.add_argument(
+        "--pretrain-steps",
+        type=int,
+        help="encoder: steps of the pretraining phase (default: the preset's, else the demo's).",
+    )
     parser.add_argument("--no-isolate", action="store_true", help="compare: run every model in this process.")
     parser.add_argument(
         "--print-config", action="store_true", help="Print the studies' settings as JSON and exit without running."
@@ -94,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for study, values in overrides.items():
         given = {key: tuple(value) for key, value in values.items() if value}
         configs[study] = dataclasses.replace(configs[study], **given)
+    if args.pretrain_steps is not None:
+        if args.pretrain_steps < 0:
+            parser.error(f"--pretrain-steps {args.pretrain_steps} is not valid; pass 0 (no pretraining) or more steps.")
+        configs["encoder"] = dataclasses.replace(configs["encoder"], pretrain_steps=args.pretrain_steps)
     if args.threads:
         for study in configs:
             if hasattr(configs[study], "threads"):

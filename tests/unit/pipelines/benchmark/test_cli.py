@@ -21,3 +21,14 @@ def test_an_unknown_arm_is_refused_with_the_choices(capsys: pytest.CaptureFixtur
         main(["encoder", "--arms", "ea2d_imagenet", "--print-config"])
     assert stopped.value.code == 2
     assert "ea2d_in_domain" in capsys.readouterr().err
+
+
+def test_pretrain_steps_override_the_preset_and_refuse_a_negative_count(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["encoder", "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["encoder"]["pretrain_steps"] is None  # the demo's
+    assert main(["encoder", "--pretrain-steps", "150", "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["encoder"]["pretrain_steps"] == 150
+    with pytest.raises(SystemExit) as stopped:
+        main(["encoder", "--pretrain-steps", "-1", "--print-config"])
+    assert stopped.value.code == 2
+    assert "--pretrain-steps -1 is not valid" in capsys.readouterr().err
