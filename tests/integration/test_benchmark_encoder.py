@@ -35,7 +35,13 @@ def test_encoder_study_reports_every_arm_on_both_halves_and_resumes(tmp_path: Pa
     assert any(not torch.equal(simsiam[k], segmentation[k]) for k in simsiam if simsiam[k].is_floating_point())
     held_out = config_parser().instantiate_classes(demo_config(config, tmp_path, "ea2d_in_domain_calibrated")).data
     held_out.setup()
-    assert len(held_out.calibration_data) == round(config.calibration_split_ratio * config.data.num_train)
+    subjects = [
+        {Path(p).name.split("_")[1] for p in d.samples.image_path}
+        for d in (held_out.train_data, held_out.calibration_data)
+    ]
+    assert subjects[1]  # whole simulated subjects held out, none of them left in training
+    assert not subjects[0] & subjects[1]
+    assert len(held_out.train_data) + len(held_out.calibration_data) == config.data.num_train
 
     # The z-score floor's test-half image AUROC, recomputed from the generated files.
     datamodule = config_parser().instantiate_classes(demo_config(config, tmp_path)).data
