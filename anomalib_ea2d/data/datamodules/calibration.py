@@ -60,7 +60,7 @@ class CalibrationSplitMixin:
         >>> from anomalib_ea2d.data import SyntheticBrainMRI
         >>> datamodule = SyntheticBrainMRI(
         ...     root=tempfile.mkdtemp(), image_size=32, num_train=10, num_test_normal=2, num_test_abnormal=2,
-        ...     num_workers=0, calibration_split_ratio=0.2,
+        ...     slices_per_subject=2, num_workers=0, calibration_split_ratio=0.2,
         ... )
         >>> datamodule.setup()
         >>> len(datamodule.train_data), len(datamodule.calibration_data)
