@@ -31,7 +31,7 @@ from anomalib.data.utils import random_split
 from anomalib.utils.attrs import get_nested_attr
 from torch.utils.data import DataLoader
 
-from anomalib_ea2d.data.utils.split import check_group_pattern, split_by_group
+from anomalib_ea2d.data.utils.split import check_group_pattern, file_groups, split_by_group
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,6 @@ class CalibrationSplitMixin:
     calibration_split_ratio: float = 0.0
     calibration_group_pattern: str | None = None
     calibration_data: AnomalibDataset | None = None
-    _calibration_groups: tuple[int, int] | None = None
 
     def _init_calibration_split(self, ratio: float, group_pattern: str | None = None) -> None:
         self.calibration_split_ratio = check_calibration_ratio(ratio)
@@ -81,14 +80,9 @@ class CalibrationSplitMixin:
         """``(kept for training, held out for calibration)``: whole groups, or a random split of the images."""
         seed = getattr(self, "seed", None)
         if self.calibration_group_pattern is None:
-            self._calibration_groups = None
             kept, held_out = random_split(dataset, self.calibration_split_ratio, seed=seed)
             return kept, held_out
-        kept, held_out, taken, total = split_by_group(
-            dataset, self.calibration_group_pattern, self.calibration_split_ratio, seed
-        )
-        self._calibration_groups = (taken, total)
-        return kept, held_out
+        return split_by_group(dataset, self.calibration_group_pattern, self.calibration_split_ratio, seed)
 
     def _create_calibration_split(self) -> None:
         """Move ``calibration_split_ratio`` of the training images into ``calibration_data``."""
@@ -110,10 +104,11 @@ class CalibrationSplitMixin:
     def _describe_calibration(self, train: AnomalibDataset, held_out: AnomalibDataset) -> str:
         """What was held out, for the log line."""
         images = f"{len(held_out)} of {len(train)} normal training images"
-        if self._calibration_groups is None:
+        pattern = self.calibration_group_pattern
+        if pattern is None:
             return images
-        taken, total = self._calibration_groups
-        return f"{taken} of {total} subjects (calibration_group_pattern '{self.calibration_group_pattern}'), {images}"
+        taken, total = (len(set(file_groups(list(d.samples["image_path"]), pattern))) for d in (held_out, train))
+        return f"{taken} of {total} subjects (calibration_group_pattern '{pattern}'), {images}"
 
     def _create_val_split(self) -> None:
         super()._create_val_split()  # type: ignore[misc]

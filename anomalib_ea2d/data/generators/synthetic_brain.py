@@ -66,9 +66,10 @@ from anomalib_ea2d.data.layout import LESION_MASK_DIR
 logger = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 2
+"""Bumped whenever the rendering changes, so cached sets made by older code are regenerated."""
+
 SUBJECT_PATTERN = r"_s(\d+)_"
 """The subject of a generated slice in its file name (``train_s012_z040_2.png``: subject ``012``)."""
-"""Bumped whenever the rendering changes, so cached sets made by older code are regenerated."""
 
 NORMALISED_P99 = 0.75
 """Grey value (in [0, 1]) that the 99th percentile of a lesion-free volume's brain voxels maps to."""

@@ -88,12 +88,8 @@ def file_groups(paths: Sequence[str], pattern: str) -> list[str]:
 
 def split_by_group(
     dataset: AnomalibDataset, pattern: str, ratio: float, seed: int | None
-) -> tuple[AnomalibDataset, AnomalibDataset, int, int]:
-    """Split ``dataset`` into ``(rest, part)`` by whole groups, ``part`` holding about ``ratio`` of them.
-
-    Returns:
-        The two datasets, the number of groups taken and the number of groups in all.
-    """
+) -> tuple[AnomalibDataset, AnomalibDataset]:
+    """Split ``dataset`` into ``(rest, part)`` by whole groups, ``part`` holding about ``ratio`` of them."""
     groups = file_groups(list(dataset.samples["image_path"]), pattern)
     names = sorted(set(groups))
     _, taken = partition_groups(names, [0] * len(names), ratio, seed, label_aware=False)
@@ -101,7 +97,7 @@ def split_by_group(
     in_part = [group in chosen for group in groups]
     rest = [i for i, inside in enumerate(in_part) if not inside]
     part = [i for i, inside in enumerate(in_part) if inside]
-    return dataset.subsample(rest), dataset.subsample(part), len(taken), len(names)
+    return dataset.subsample(rest), dataset.subsample(part)
 
 
 __all__ = ["check_group_pattern", "file_groups", "partition_groups", "split_by_group"]
