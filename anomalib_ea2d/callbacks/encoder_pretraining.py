@@ -105,6 +105,11 @@ class EncoderPretraining(Callback):
             (``None``: anywhere); ``"segmentation"`` only.
         save_path: Where to save the learned encoder (a state dict that ``backbone_weights`` reads);
             ``None`` saves nothing.
+        freeze_encoder: After the phase, keep the learned encoder fixed through the model's own
+            training: its parameters take no gradients (no backward pass through the encoder, so
+            each step is cheaper; its BatchNorm statistics still follow the model's train/eval mode)
+            and are trainable again when fitting ends. Only when the phase ran: an ImageNet encoder
+            trains as its model's recipe says.
 
     Example:
         >>> from anomalib.engine import Engine
@@ -127,6 +132,7 @@ class EncoderPretraining(Callback):
         textures: Sequence[str] = TEXTURES,
         foreground_threshold: float | None = 0.05,
         save_path: str | Path | None = None,
+        freeze_encoder: bool = False,
     ) -> None:
         if steps < 0:
             msg = f"EncoderPretraining steps={steps} is not valid; pass 0 (off) or a positive number of steps."
@@ -145,6 +151,8 @@ class EncoderPretraining(Callback):
         self.textures = tuple(textures)
         self.foreground_threshold = foreground_threshold
         self.save_path = None if save_path is None else Path(save_path)
+        self.freeze_encoder = freeze_encoder
+        self._frozen: list[tuple[nn.Parameter, bool]] = []
         SyntheticAnomalySegmentation([1, 1, 1], textures=self.textures)  # checks the texture names now
         self.losses: list[float] = []
         """The pretext loss of every step of the last pretraining phase."""
@@ -170,6 +178,23 @@ class EncoderPretraining(Callback):
             logger.info(
                 "EncoderPretraining saved the encoder to %s (--model.backbone_weights reads it).", self.save_path
             )
+        if self.freeze_encoder:
+            self._frozen = [(p, p.requires_grad) for p in encoder.parameters()]
+            encoder.requires_grad_(False)
+            logger.info("EncoderPretraining: the learned encoder stays fixed in the model's training (freeze_encoder).")
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Make a frozen encoder trainable again, as it was before fitting."""
+        self._unfreeze()
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        """Make a frozen encoder trainable again when fitting stops on an error."""
+        self._unfreeze()
+
+    def _unfreeze(self) -> None:
+        for parameter, flag in self._frozen:
+            parameter.requires_grad_(flag)
+        self._frozen = []
 
     def pretrain(
         self,
