@@ -93,6 +93,67 @@ def test_engine_fit_pretrains_a_random_encoder_then_trains_from_it_and_saves_it(
         torch.testing.assert_close(reloaded.model.encoder.state_dict()[key], value)
 
 
+class GradientProbe(Callback):
+    """At every optimizer step of the model's own training: which encoder and decoder parameters hold gradients."""
+
+    def __init__(self) -> None:
+        self.encoder_grads: list[bool] = []
+        self.decoder_grads: list[bool] = []
+        self.encoder_at_train_start: dict[str, torch.Tensor] = {}
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        del trainer
+        self.encoder_at_train_start = {k: p.detach().clone() for k, p in pl_module.model.encoder.named_parameters()}
+
+    def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:
+        del trainer, optimizer
+        self.encoder_grads.append(any(p.grad is not None for p in pl_module.model.encoder.parameters()))
+        self.decoder_grads.append(any(p.grad is not None for p in pl_module.model.branches.parameters()))
+
+
+class StopAtFirstStep(Callback):
+    def on_train_batch_start(self, *args: Any) -> None:
+        del args
+        msg = "stopped by the test"
+        raise RuntimeError(msg)
+
+
+def test_freeze_encoder_keeps_the_learned_encoder_fixed_through_engine_fit(
+    data_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = EA2D(backbone="resnet18", pre_trained=False, image_size=SIZE, max_steps=2)
+    initial = _encoder_state(model)
+    probe = GradientProbe()
+    with caplog.at_level("INFO", logger="anomalib_ea2d"):
+        _fit(model, data_root, tmp_path / "frozen", EncoderPretraining(steps=2, freeze_encoder=True), probe)
+    assert any("stays fixed" in r.getMessage() for r in caplog.records)
+    assert _changed(initial, probe.encoder_at_train_start), "the pretraining phase did not run"
+    assert probe.encoder_grads == [False] * 2  # no backward through the encoder in either step
+    assert probe.decoder_grads == [True] * 2  # while the decoders train
+    for name, parameter in model.model.encoder.named_parameters():
+        torch.testing.assert_close(parameter.detach(), probe.encoder_at_train_start[name])
+    assert all(p.requires_grad for p in model.model.encoder.parameters())  # trainable again after fit
+
+    unfrozen = GradientProbe()  # the default: EA2D's recipe goes on training the encoder
+    model = EA2D(backbone="resnet18", pre_trained=False, image_size=SIZE, max_steps=2)
+    _fit(model, data_root, tmp_path / "default", EncoderPretraining(steps=2), unfrozen)
+    assert unfrozen.encoder_grads == [True] * 2
+
+
+def test_freeze_encoder_is_undone_when_fit_fails_and_skipped_without_the_phase(data_root: Path, tmp_path: Path) -> None:
+    model = EA2D(backbone="resnet18", pre_trained=False, image_size=SIZE, max_steps=2)
+    with pytest.raises(RuntimeError, match="stopped by the test"):
+        _fit(model, data_root, tmp_path / "fail", EncoderPretraining(steps=1, freeze_encoder=True), StopAtFirstStep())
+    assert all(p.requires_grad for p in model.model.encoder.parameters())
+
+    weights = tmp_path / "given.pth"  # a given encoder skips the phase, and freeze_encoder with it
+    torch.save(EA2D(backbone="resnet18", pre_trained=False, image_size=SIZE).model.encoder.state_dict(), weights)
+    model = EA2D(backbone="resnet18", pre_trained=False, backbone_weights=weights, image_size=SIZE, max_steps=2)
+    probe = GradientProbe()
+    _fit(model, data_root, tmp_path / "given", EncoderPretraining(steps=2, freeze_encoder=True), probe)
+    assert probe.encoder_grads == [True] * 2
+
+
 def test_a_pretrained_encoder_is_left_alone_unless_asked(data_root: Path, tmp_path: Path) -> None:
     weights = tmp_path / "given.pth"
     torch.save(EA2D(backbone="resnet18", pre_trained=False, image_size=SIZE).model.encoder.state_dict(), weights)
@@ -194,12 +255,15 @@ def test_anomalib_cli_runs_the_phase_and_saves_the_encoder(data_root: Path, tmp_
         "2",
         "--trainer.callbacks.save_path",
         str(saved),
+        "--trainer.callbacks.freeze_encoder",
+        "true",
         "--default_root_dir",
         str(tmp_path / "run"),
     ]
     result = subprocess.run(command, capture_output=True, text=True, env=cli_env(), timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "EncoderPretraining" in result.stderr + result.stdout
+    assert "stays fixed" in result.stderr + result.stdout
     reloaded = EA2D(backbone="resnet18", pre_trained=False, backbone_weights=saved, image_size=SIZE)
     assert _changed(
         EA2D(backbone="resnet18", pre_trained=False, image_size=SIZE).model.encoder.state_dict(),
