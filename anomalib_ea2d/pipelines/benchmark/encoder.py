@@ -180,8 +180,9 @@ def demo_pretraining(
     """
     settings: dict[str, Any] = {}
     for entry in (demo.get("trainer") or {}).get("callbacks") or []:
-        if isinstance(entry, dict) and str(entry.get("class_path", "")).endswith("EncoderPretraining"):
-            settings = dict(entry.get("init_args") or {})
+        spec = entry.as_dict() if isinstance(entry, Namespace) else entry  # a parsed config holds Namespaces
+        if isinstance(spec, dict) and str(spec.get("class_path", "")).endswith("EncoderPretraining"):
+            settings = dict(spec.get("init_args") or {})
     if steps is not None:
         settings["steps"] = steps
     if objective is not None:
