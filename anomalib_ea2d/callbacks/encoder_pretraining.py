@@ -160,8 +160,12 @@ class EncoderPretraining(Callback):
         """Wall time of the last pretraining phase."""
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Run the pretraining phase (unless resuming from a checkpoint, or the encoder is pretrained)."""
-        if self.steps == 0 or trainer.ckpt_path is not None:
+        """Run the pretraining phase (unless the encoder is pretrained), then freeze the encoder if asked.
+
+        Resuming from a checkpoint (``ckpt_path``) skips the phase, whose encoder the checkpoint
+        holds, but keeps that encoder fixed as the first fit did when ``freeze_encoder`` is set.
+        """
+        if self.steps == 0:
             return
         encoder, starts_random = find_encoder(pl_module)
         if self.when == "random_encoder" and starts_random is False:
@@ -169,6 +173,15 @@ class EncoderPretraining(Callback):
                 "EncoderPretraining skipped: the encoder starts from pretrained weights (when='always' runs it)."
             )
             return
+        if trainer.ckpt_path is None:
+            self._run_phase(trainer, pl_module, encoder)
+        if self.freeze_encoder:
+            self._frozen = [(p, p.requires_grad) for p in encoder.parameters()]
+            encoder.requires_grad_(False)
+            logger.info("EncoderPretraining: the learned encoder stays fixed in the model's training (freeze_encoder).")
+
+    def _run_phase(self, trainer: Trainer, pl_module: LightningModule, encoder: nn.Module) -> None:
+        """Pretrain ``encoder``, share rank 0's result across processes and save it if asked."""
         self.pretrain(encoder, _images(trainer), getattr(pl_module, "pre_processor", None), pl_module.device)
         if trainer.world_size > 1:  # every process pretrained on its own; all continue from rank 0's encoder
             encoder.load_state_dict(trainer.strategy.broadcast(encoder.state_dict(), src=0))
@@ -178,10 +191,6 @@ class EncoderPretraining(Callback):
             logger.info(
                 "EncoderPretraining saved the encoder to %s (--model.backbone_weights reads it).", self.save_path
             )
-        if self.freeze_encoder:
-            self._frozen = [(p, p.requires_grad) for p in encoder.parameters()]
-            encoder.requires_grad_(False)
-            logger.info("EncoderPretraining: the learned encoder stays fixed in the model's training (freeze_encoder).")
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Make a frozen encoder trainable again, as it was before fitting."""

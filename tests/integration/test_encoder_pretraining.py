@@ -154,6 +154,24 @@ def test_freeze_encoder_is_undone_when_fit_fails_and_skipped_without_the_phase(d
     assert probe.encoder_grads == [True] * 2
 
 
+def test_a_resumed_fit_skips_the_phase_and_keeps_the_encoder_fixed(data_root: Path, tmp_path: Path) -> None:
+    model = EA2D(backbone="resnet18", pre_trained=False, image_size=SIZE, max_steps=2)
+    _fit(model, data_root, tmp_path / "first", EncoderPretraining(steps=2, freeze_encoder=True))
+    checkpoint = next((tmp_path / "first").rglob("*.ckpt"))
+
+    resumed, probe = EncoderPretraining(steps=2, freeze_encoder=True), GradientProbe()
+    model = EA2D(backbone="resnet18", pre_trained=False, image_size=SIZE, max_steps=2)
+    seed_everything(0)
+    run = cpu_engine(tmp_path / "resumed", max_steps=4, callbacks=[resumed, probe])
+    run.fit(model=model, datamodule=tiny_synthetic_brain(data_root, SIZE), ckpt_path=checkpoint)
+    assert resumed.losses == []  # the checkpoint holds the learned encoder: no second phase
+    assert probe.encoder_grads == [False] * 2  # steps 3 and 4 keep it fixed, as the first fit did
+    assert probe.decoder_grads == [True] * 2
+    learned = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    for name, parameter in model.model.encoder.named_parameters():
+        torch.testing.assert_close(parameter.detach(), learned[f"model.encoder.{name}"])
+
+
 def test_a_pretrained_encoder_is_left_alone_unless_asked(data_root: Path, tmp_path: Path) -> None:
     weights = tmp_path / "given.pth"
     torch.save(EA2D(backbone="resnet18", pre_trained=False, image_size=SIZE).model.encoder.state_dict(), weights)
