@@ -115,7 +115,9 @@ def _encoder_start(model: AnomalibModule, callbacks: list[Callback]) -> str:
         return "ImageNet encoder start"
     pretraining = [c for c in callbacks if isinstance(c, EncoderPretraining) and c.steps > 0]
     if pretraining:
-        return f"encoder learned in-domain first: {pretraining[0].steps} pretraining steps on the training slices"
+        phase = pretraining[0]
+        fixed = ", then kept fixed" if phase.freeze_encoder else ""
+        return f"encoder learned in-domain first: {phase.steps} pretraining steps on the training slices{fixed}"
     return "random encoder start"
 
 

@@ -7,7 +7,8 @@ images with a self-supervised pretext task (``objective``: synthetic-anomaly seg
 :class:`~anomalib_ea2d.models.components.pretext.SyntheticAnomalySegmentation`, or the contrastive
 :class:`~anomalib_ea2d.models.components.contrastive.SimSiam`), then hands the encoder to the
 model's own training. Optionally it saves the learned weights in the format that
-``backbone_weights`` options read (``--model.backbone_weights``), so later runs start from them.
+``backbone_weights`` options read (``--model.backbone_weights``), so later runs start from them, and
+keeps the learned encoder fixed through the model's training (``freeze_encoder``).
 
 The encoder is found through :class:`PretrainableEncoder` (a model says which module is its
 encoder and whether it starts from random weights; EA2D does) or, for anomalib's models, as the

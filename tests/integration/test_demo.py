@@ -59,6 +59,8 @@ def test_demo_offline_falls_back_and_writes_metrics_heatmaps_and_openvino_model(
     assert metrics["encoder_pretraining_steps"] == STEPS
     phase = [r for r in caplog.records if r.getMessage().startswith("EncoderPretraining: learning the encoder")]
     assert len(phase) == 1
+    fixed = [r for r in caplog.records if "learned encoder stays fixed" in r.getMessage()]
+    assert len(fixed) == int(bool(pretraining["init_args"].get("freeze_encoder")))  # the config's setting holds
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved == metrics
     # The image metrics are those of the per-slice table the demo writes, recomputed by hand.

@@ -6,7 +6,8 @@ Per seed, on the slice demo's data set and with its EA2D settings (``configs/syn
     EA2D from a random encoder (what the demo did before).
 ``ea2d_in_domain``
     EA2D after :class:`~anomalib_ea2d.callbacks.EncoderPretraining` (the pretraining phase runs
-    inside ``Engine.fit`` and saves the encoder).
+    inside ``Engine.fit`` and saves the encoder), with the phase's settings in the demo config
+    (``steps``, ``freeze_encoder``, ...).
 ``ea2d_in_domain_calibrated``
     The same, with ``calibration_split_ratio`` of the normal training slices held out of both phases
     and used to fit the map statistics (:mod:`anomalib_ea2d.data.datamodules.calibration`).
