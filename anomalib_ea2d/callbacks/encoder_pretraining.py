@@ -160,25 +160,42 @@ class EncoderPretraining(Callback):
         self.seconds: float = 0.0
         """Wall time of the last pretraining phase."""
 
+    def _phase_encoder(self, pl_module: LightningModule) -> nn.Module | None:
+        """The encoder the phase trains, or ``None`` when the phase is off or the encoder is pretrained."""
+        if self.steps == 0:
+            return None
+        encoder, starts_random = find_encoder(pl_module)
+        return None if self.when == "random_encoder" and starts_random is False else encoder
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """With ``freeze_encoder``, take the encoder's parameters out of training before fitting starts.
+
+        Done here, before the strategy wraps the model: DDP registers only the parameters that
+        require gradients then. The pretraining phase trains the encoder all the same (it turns its
+        gradients on for the phase, then back off).
+        """
+        del trainer
+        encoder = self._phase_encoder(pl_module) if stage == "fit" and self.freeze_encoder else None
+        if encoder is not None:
+            self._frozen = [(p, p.requires_grad) for p in encoder.parameters()]
+            encoder.requires_grad_(False)
+
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Run the pretraining phase (unless the encoder is pretrained), then freeze the encoder if asked.
+        """Run the pretraining phase (unless the encoder is pretrained, or the fit resumes from a checkpoint).
 
         Resuming from a checkpoint (``ckpt_path``) skips the phase, whose encoder the checkpoint
-        holds, but keeps that encoder fixed as the first fit did when ``freeze_encoder`` is set.
+        holds; with ``freeze_encoder`` that encoder stays fixed, as in the first fit.
         """
-        if self.steps == 0:
-            return
-        encoder, starts_random = find_encoder(pl_module)
-        if self.when == "random_encoder" and starts_random is False:
-            logger.info(
-                "EncoderPretraining skipped: the encoder starts from pretrained weights (when='always' runs it)."
-            )
+        encoder = self._phase_encoder(pl_module)
+        if encoder is None:
+            if self.steps:
+                logger.info(
+                    "EncoderPretraining skipped: the encoder starts from pretrained weights (when='always' runs it)."
+                )
             return
         if trainer.ckpt_path is None:
             self._run_phase(trainer, pl_module, encoder)
-        if self.freeze_encoder:
-            self._frozen = [(p, p.requires_grad) for p in encoder.parameters()]
-            encoder.requires_grad_(False)
+        if self._frozen:
             logger.info("EncoderPretraining: the learned encoder stays fixed in the model's training (freeze_encoder).")
 
     def _run_phase(self, trainer: Trainer, pl_module: LightningModule, encoder: nn.Module) -> None:

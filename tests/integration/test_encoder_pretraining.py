@@ -243,7 +243,9 @@ def test_simsiam_refuses_single_image_batches_with_the_fix() -> None:
         find_encoder(torch.nn.Linear(2, 2))
 
 
-def test_anomalib_cli_runs_the_phase_and_saves_the_encoder(data_root: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+def test_anomalib_cli_runs_the_phase_and_saves_the_encoder(processes: int, data_root: Path, tmp_path: Path) -> None:
+    """``anomalib fit`` with the phase and freeze_encoder, in one process and under DDP with two CPU processes."""
     saved = tmp_path / "encoder.pth"
     command = [
         str(Path(sys.executable).parent / "anomalib"),
@@ -275,6 +277,10 @@ def test_anomalib_cli_runs_the_phase_and_saves_the_encoder(data_root: Path, tmp_
         str(saved),
         "--trainer.callbacks.freeze_encoder",
         "true",
+        "--trainer.strategy",
+        "ddp" if processes > 1 else "auto",
+        "--trainer.devices",
+        str(processes),
         "--default_root_dir",
         str(tmp_path / "run"),
     ]
@@ -287,3 +293,6 @@ def test_anomalib_cli_runs_the_phase_and_saves_the_encoder(data_root: Path, tmp_
         EA2D(backbone="resnet18", pre_trained=False, image_size=SIZE).model.encoder.state_dict(),
         reloaded.model.encoder.state_dict(),
     )
+    trained = torch.load(next((tmp_path / "run").rglob("*.ckpt")), map_location="cpu", weights_only=False)
+    for name, parameter in reloaded.model.encoder.named_parameters():  # kept fixed through EA2D's steps
+        torch.testing.assert_close(trained["state_dict"][f"model.encoder.{name}"], parameter.detach())
