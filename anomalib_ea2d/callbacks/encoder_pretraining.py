@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 When = Literal["random_encoder", "always"]
 Objective = Literal["segmentation", "simsiam"]
+Schedule = Literal["constant", "cosine"]
+SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+"""Learning-rate schedules of the pretraining phase: constant, or cosine decay to zero over its steps."""
 OBJECTIVES: tuple[str, ...] = ("segmentation", "simsiam")
 """Pretext tasks of the pretraining phase: synthetic-anomaly segmentation, or contrastive SimSiam."""
 
@@ -94,6 +97,8 @@ class EncoderPretraining(Callback):
         steps: Pretraining steps (one training batch each). ``0`` turns the phase off.
         learning_rate: AdamW learning rate of the encoder and the pretext head.
         weight_decay: AdamW weight decay.
+        schedule: ``"constant"`` (default) keeps ``learning_rate`` for every step; ``"cosine"``
+            decays it to zero over the ``steps`` (cosine annealing).
         when: ``"random_encoder"`` (default) pretrains only an encoder that starts from random weights
             (no ImageNet weights, no weights file); ``"always"`` pretrains any encoder.
         objective: The pretext task: ``"segmentation"`` (default; find synthetic anomalies pasted into
@@ -128,6 +133,7 @@ class EncoderPretraining(Callback):
         steps: int = 300,
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
+        schedule: Schedule = "constant",
         when: When = "random_encoder",
         objective: Objective = "segmentation",
         textures: Sequence[str] = TEXTURES,
@@ -144,7 +150,11 @@ class EncoderPretraining(Callback):
         if objective not in OBJECTIVES:
             msg = f"EncoderPretraining objective={objective!r} is not valid; choose one of {list(OBJECTIVES)}."
             raise ValueError(msg)
+        if schedule not in SCHEDULES:
+            msg = f"EncoderPretraining schedule={schedule!r} is not valid; choose one of {list(SCHEDULES)}."
+            raise ValueError(msg)
         self.steps = steps
+        self.schedule = schedule
         self.objective = objective
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -157,6 +167,8 @@ class EncoderPretraining(Callback):
         SyntheticAnomalySegmentation([1, 1, 1], textures=self.textures)  # checks the texture names now
         self.losses: list[float] = []
         """The pretext loss of every step of the last pretraining phase."""
+        self.learning_rates: list[float] = []
+        """The learning rate of every step of the last pretraining phase."""
         self.seconds: float = 0.0
         """Wall time of the last pretraining phase."""
 
@@ -248,13 +260,14 @@ class EncoderPretraining(Callback):
         flags = [p.requires_grad for p in trainable]
         was_training = encoder.training
         logger.info(
-            "EncoderPretraining: learning the encoder from the training images (%d steps of %s) before the "
-            "model's own training.",
+            "EncoderPretraining: learning the encoder from the training images (%d steps of %s, %s learning "
+            "rate) before the model's own training.",
             self.steps,
             task,
+            self.schedule,
         )
         start = time.perf_counter()
-        self.losses = []
+        self.losses, self.learning_rates = [], []
         try:
             for p in trainable:
                 p.requires_grad_(True)
@@ -262,6 +275,11 @@ class EncoderPretraining(Callback):
             pretext.train()
             optimizer = torch.optim.AdamW(
                 [*trainable, *pretext.parameters()], lr=self.learning_rate, weight_decay=self.weight_decay
+            )
+            scheduler = (
+                torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.steps)
+                if self.schedule == "cosine"
+                else None
             )
             lone = 0
             while len(self.losses) < self.steps:
@@ -280,7 +298,10 @@ class EncoderPretraining(Callback):
                     loss = pretext(encoder, batch, transform)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                self.learning_rates.append(float(optimizer.param_groups[0]["lr"]))
                 optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
                 self.losses.append(float(loss.detach()))
         finally:
             for p, flag in zip(trainable, flags, strict=True):

@@ -3,6 +3,7 @@ the saved weights reload, and the exported model keeps its form."""
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,7 @@ def test_engine_fit_pretrains_a_random_encoder_then_trains_from_it_and_saves_it(
     )
 
     assert len(pretraining.losses) == 3
+    assert pretraining.learning_rates == [pretraining.learning_rate] * 3  # the default schedule is constant
     assert torch.isfinite(torch.tensor(pretraining.losses)).all()
     assert _changed(initial, probe.at_train_start), "the pretraining phase left the encoder as it was"
     for key, value in probe.at_train_start.items():  # the model's own training starts from the learned encoder
@@ -219,6 +221,15 @@ def test_anomalib_models_encoders_are_found_pretrained_and_loaded(
     assert not _changed(_encoder_state(model), _encoder_state(fresh))
 
 
+def test_the_cosine_schedule_decays_the_rate_over_the_phase_in_engine_fit(data_root: Path, tmp_path: Path) -> None:
+    model = EA2D(backbone="resnet18", pre_trained=False, image_size=SIZE, max_steps=2)
+    pretraining = EncoderPretraining(steps=4, learning_rate=2e-3, schedule="cosine")
+    _fit(model, data_root, tmp_path, pretraining)
+    expected = [2e-3 * (1 + math.cos(math.pi * step / 4)) / 2 for step in range(4)]
+    assert pretraining.learning_rates == pytest.approx(expected)
+    assert len(pretraining.losses) == 4
+
+
 def test_bad_settings_name_the_setting() -> None:
     with pytest.raises(ValueError, match="steps"):
         EncoderPretraining(steps=-1)
@@ -228,6 +239,8 @@ def test_bad_settings_name_the_setting() -> None:
         EncoderPretraining(textures=("ellipsoids",))
     with pytest.raises(ValueError, match="objective"):
         EncoderPretraining(objective="byol")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="schedule"):
+        EncoderPretraining(schedule="step")  # type: ignore[arg-type]
 
 
 def test_simsiam_refuses_single_image_batches_with_the_fix() -> None:
