@@ -265,3 +265,21 @@ def test_paper_validation_set_is_not_the_test_set(tmp_path: Path, name: str) -> 
     # A fixed draw: every run validates on the same images.
     again = _paper_datamodule(name, tmp_path)
     assert {Path(p).relative_to(tmp_path).as_posix() for p in again.val_data.samples.image_path} == val
+
+
+def test_the_volume_demo_tests_the_same_volumes_in_every_run(tmp_path: Path) -> None:
+    """The volume demo's splits (calibration, validation/test halves) have a fixed seed on the command line too."""
+    runs = {"volumes": ["--config", str(CONFIG_DIR / "synthetic_brain_volumes.yaml"), "--seed_everything", "3"]}
+    process = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, json.dumps(runs)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=tmp_path,
+    )
+    line = next((ln for ln in process.stdout.splitlines() if ln.startswith("RESULTS=")), None)
+    assert line is not None, process.stderr[-3000:]
+    result = json.loads(line.removeprefix("RESULTS="))["volumes"]
+    assert result["code"] == 0, result["stderr"]
+    assert yaml.safe_load(result["stdout"])["data"]["init_args"]["seed"] == 0

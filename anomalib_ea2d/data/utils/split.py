@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from anomalib.data import AnomalibDataset
 
 
@@ -33,8 +34,12 @@ def partition_groups(
     """Split distinct group names into ``(kept, taken)`` with about ``ratio`` of them taken.
 
     With ``label_aware`` the ratio is applied to each label's groups separately. A set of two or
-    more groups keeps at least one on each side.
+    more groups keeps at least one on each side. ``seed=None`` draws the partition from torch's global
+    generator, as anomalib's own random splits do, so ``seed_everything`` (``--seed_everything``)
+    makes it reproducible.
     """
+    if seed is None:
+        seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
     rng = np.random.default_rng(seed)
     by_label: dict[int, list[str]] = {}
     for group, label in zip(groups, labels, strict=True):

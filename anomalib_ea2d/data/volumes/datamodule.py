@@ -89,7 +89,7 @@ class MedicalVolumes(CalibrationSplitMixin, AnomalibDataModule):
             ``normal_test_dir`` is given.
         val_split_mode: ``from_test`` (default, label-aware), ``from_train``, ``same_as_test`` or ``none``.
         val_split_ratio: Share of volumes moved to the validation set.
-        seed: Seed of the volume splits.
+        seed: Seed of the volume splits (``None``: drawn from torch's generator, so ``seed_everything`` fixes them).
         axis: ``axial``, ``coronal`` or ``sagittal``, in the patient's frame (from the affine).
         slice_range: Optional ``(low, high)`` fractions of each volume's foreground extent to keep.
         min_foreground: Least foreground share of a slice for it to be used.

@@ -32,7 +32,9 @@ class SyntheticBrainVolumes(MedicalVolumes):
         lesions_per_volume: Inclusive range of lesions per abnormal volume.
         lesion_radius_mm: Range of lesion semi-axes in millimetres.
         generation_seed: Seed of the generator.
-        **kwargs: Further :class:`MedicalVolumes` arguments (axis, slice_range, batch sizes, seed, ...).
+        seed: Seed of the volume splits (calibration, validation/test halves), not of the generator;
+            fixed by default, so every run (any ``seed_everything``) tests the same volumes.
+        **kwargs: Further :class:`MedicalVolumes` arguments (axis, slice_range, batch sizes, ...).
 
     Example:
         >>> import tempfile
@@ -53,6 +55,7 @@ class SyntheticBrainVolumes(MedicalVolumes):
         lesions_per_volume: tuple[int, int] = (1, 3),
         lesion_radius_mm: tuple[float, float] = (5.0, 12.0),
         generation_seed: int = 0,
+        seed: int | None = 0,
         **kwargs: Any,  # noqa: ANN401
     ) -> None:
         self.params = SyntheticVolumeParams(
@@ -64,7 +67,6 @@ class SyntheticBrainVolumes(MedicalVolumes):
             lesions_per_volume=lesions_per_volume,
             lesion_radius_mm=lesion_radius_mm,
         )
-        kwargs.setdefault("seed", 0)
         super().__init__(
             name="SyntheticBrainVolumes",
             root=resolve_dataset_root(root, "SyntheticBrainVolumes"),
@@ -72,6 +74,7 @@ class SyntheticBrainVolumes(MedicalVolumes):
             abnormal_dir=TEST_LESION_DIR,
             normal_test_dir=TEST_NORMAL_DIR,
             mask_dir=LESION_MASK_DIR,
+            seed=seed,
             **kwargs,
         )
 

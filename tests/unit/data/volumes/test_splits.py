@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from lightning.pytorch import seed_everything
 from lightning.pytorch.trainer.states import TrainerFn
 
 from anomalib_ea2d.data.volumes import MedicalVolumes, VolumeReadError
@@ -97,3 +98,34 @@ def test_a_datamodule_set_up_before_predicting_keeps_its_subsets(root: Path) -> 
     datamodule.setup(TrainerFn.PREDICTING)
     assert datamodule.test_data.volumes == tested
     assert sorted(datamodule.predict_data.volumes) == sorted(str(p) for p in (root / "test/good").iterdir())
+
+
+def test_an_unseeded_split_follows_seed_everything(root: Path) -> None:
+    """``seed=None`` (MedicalVolumes' default) draws from torch's seeded generator, as anomalib's splits do."""
+    volumes = [f"v{i}" for i in range(10)]
+    labels = [0] * 6 + [1] * 4
+    draws = []
+    for seed in (5, 5, 6, 7, 8):
+        seed_everything(seed)
+        draws.append(volume_partition(volumes, labels, 0.5, seed=None, label_aware=True))
+    assert draws[0] == draws[1]
+    assert any(draw != draws[0] for draw in draws[2:])
+
+    def test_volumes() -> set[str]:
+        datamodule = MedicalVolumes(
+            name="v",
+            root=root,
+            normal_dir="train/good",
+            abnormal_dir="test/lesion",
+            normal_test_dir="test/good",
+            mask_dir="ground_truth/lesion",
+            calibration_split_ratio=0.34,
+            num_workers=0,
+        )
+        datamodule.setup()
+        return set(datamodule.test_data.volumes) | {f"calibration:{v}" for v in datamodule.calibration_data.volumes}
+
+    seed_everything(11)
+    first = test_volumes()
+    seed_everything(11)
+    assert test_volumes() == first
