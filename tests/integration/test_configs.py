@@ -78,6 +78,21 @@ def _inlined(name: str) -> dict[str, Any]:
     return recipe
 
 
+def _print_configs(runs: dict[str, list[str]], cwd: Path) -> dict[str, dict[str, Any]]:
+    """``anomalib train <args> --print_config`` for each named argument list: exit code, stdout, stderr."""
+    process = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, json.dumps(runs)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=cwd,
+    )
+    line = next((ln for ln in process.stdout.splitlines() if ln.startswith("RESULTS=")), None)
+    assert line is not None, process.stderr[-3000:]
+    return json.loads(line.removeprefix("RESULTS="))
+
+
 @pytest.fixture(scope="module")
 def resolved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     """Printed configs: ``recipe/<name>``, ``inlined/<name>`` (one-file form), ``other/<name>`` (other model)."""
@@ -90,17 +105,7 @@ def resolved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
         runs[f"inlined/{name}"] = ["--config", str(inlined)]
         runs[f"other/{name}"] = ["--model", OTHER_MODEL, "--data", str(CONFIG_DIR / "data" / f"{name}.yaml")]
     # Run outside the repository: the data paths inside the recipes resolve against the recipe's folder.
-    process = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, json.dumps(runs)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=work,
-    )
-    line = next((ln for ln in process.stdout.splitlines() if ln.startswith("RESULTS=")), None)
-    assert line is not None, process.stderr[-3000:]
-    results = json.loads(line.removeprefix("RESULTS="))
+    results = _print_configs(runs, work)
     parsed = {}
     for key in runs:
         assert results[key]["code"] == 0, f"{key} does not parse:\n{results[key]['stderr']}"
@@ -270,16 +275,6 @@ def test_paper_validation_set_is_not_the_test_set(tmp_path: Path, name: str) -> 
 def test_the_volume_demo_tests_the_same_volumes_in_every_run(tmp_path: Path) -> None:
     """The volume demo's splits (calibration, validation/test halves) have a fixed seed on the command line too."""
     runs = {"volumes": ["--config", str(CONFIG_DIR / "synthetic_brain_volumes.yaml"), "--seed_everything", "3"]}
-    process = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, json.dumps(runs)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=tmp_path,
-    )
-    line = next((ln for ln in process.stdout.splitlines() if ln.startswith("RESULTS=")), None)
-    assert line is not None, process.stderr[-3000:]
-    result = json.loads(line.removeprefix("RESULTS="))["volumes"]
+    result = _print_configs(runs, tmp_path)["volumes"]
     assert result["code"] == 0, result["stderr"]
     assert yaml.safe_load(result["stdout"])["data"]["init_args"]["seed"] == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lightning.pytorch import seed_everything
@@ -30,11 +31,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_nifti_set(tmp_path_factory.mktemp("splits") / "set", train=6, test_normal=4, test_abnormal=4)
 
 
-@pytest.mark.parametrize(
-    ("val_split_mode", "normal_test_dir"),
-    [("from_test", "test/good"), ("from_train", "test/good"), ("from_test", None)],
-)
-def test_no_volume_is_on_both_sides(root: Path, val_split_mode: str, normal_test_dir: str | None) -> None:
+def _volumes(root: Path, normal_test_dir: str | None, **options: Any) -> MedicalVolumes:
+    """The test set as ``MedicalVolumes`` with ``options``, set up."""
     datamodule = MedicalVolumes(
         name="v",
         root=root,
@@ -42,12 +40,19 @@ def test_no_volume_is_on_both_sides(root: Path, val_split_mode: str, normal_test
         abnormal_dir="test/lesion",
         normal_test_dir=normal_test_dir,
         mask_dir="ground_truth/lesion",
-        val_split_mode=val_split_mode,
-        test_split_ratio=0.34,
         num_workers=0,
-        seed=1,
+        **options,
     )
     datamodule.setup()
+    return datamodule
+
+
+@pytest.mark.parametrize(
+    ("val_split_mode", "normal_test_dir"),
+    [("from_test", "test/good"), ("from_train", "test/good"), ("from_test", None)],
+)
+def test_no_volume_is_on_both_sides(root: Path, val_split_mode: str, normal_test_dir: str | None) -> None:
+    datamodule = _volumes(root, normal_test_dir, val_split_mode=val_split_mode, test_split_ratio=0.34, seed=1)
     subsets = {name: set(getattr(datamodule, f"{name}_data").volumes) for name in ("train", "val", "test")}
     assert all(subsets.values())
     assert not subsets["train"] & subsets["val"]
@@ -112,17 +117,7 @@ def test_an_unseeded_split_follows_seed_everything(root: Path) -> None:
     assert any(draw != draws[0] for draw in draws[2:])
 
     def test_volumes() -> set[str]:
-        datamodule = MedicalVolumes(
-            name="v",
-            root=root,
-            normal_dir="train/good",
-            abnormal_dir="test/lesion",
-            normal_test_dir="test/good",
-            mask_dir="ground_truth/lesion",
-            calibration_split_ratio=0.34,
-            num_workers=0,
-        )
-        datamodule.setup()
+        datamodule = _volumes(root, "test/good", calibration_split_ratio=0.34)
         return set(datamodule.test_data.volumes) | {f"calibration:{v}" for v in datamodule.calibration_data.volumes}
 
     seed_everything(11)
