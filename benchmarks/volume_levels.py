@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from anomalib_ea2d import EA2D
 from anomalib_ea2d.data.volumes.dataset import parse_slice_path
 from anomalib_ea2d.demo import config_parser, parse_config
+from anomalib_ea2d.models.components.score_reduction import reduce_map
 from anomalib_ea2d.models.image.ea2d.anomaly_map import rotate180
 from anomalib_ea2d.models.image.ea2d.components.standardization import MapStandardizer
 
@@ -86,9 +87,7 @@ def report(name: str, maps: torch.Tensor, val: dict) -> None:
     """Image, pixel and volume AUROC of the validation half with standardised ``maps``; where the scores peak."""
     cells = val["cells"]
     views = (cells, rotate180(cells))
-    score = (
-        sum((maps[:, v : v + 1] * views[v]).sum((1, 2, 3)) / views[v].sum((1, 2, 3)).clamp_min(1) for v in (0, 1)) / 2
-    )
+    score = sum(reduce_map(maps[:, v : v + 1], "mean", roi=views[v]) for v in (0, 1)) / 2
     combined = (maps[:, :1] + rotate180(maps[:, 1:])) / 2 * cells
     height = heights(val["keys"])
     slices: dict[str, list[int]] = defaultdict(list)
