@@ -7,10 +7,10 @@ PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet --no-cache-dir --upgrade pip
 # torch first, on its own: the one CPU/CUDA build the machine's pip configuration provides.
-.venv/bin/python -m pip install --quiet 'torch>=2.10' torchvision
-.venv/bin/python -m pip install --quiet -e '.[dev]'
+.venv/bin/python -m pip install --quiet --no-cache-dir 'torch>=2.10' torchvision
+.venv/bin/python -m pip install --quiet --no-cache-dir -e '.[dev]'
 .venv/bin/python -c "import anomalib_ea2d, anomalib.models as m; assert m.EA2D is anomalib_ea2d.EA2D" 2>/dev/null \
   || { echo "anomalib-ea2d is installed but EA2D is not registered with anomalib; reinstall with: rm -rf .venv && bash scripts/setup.sh" >&2; exit 1; }
 echo "anomalib-ea2d installed in $(pwd)/.venv"

@@ -135,13 +135,14 @@ class SpecificityPostProcessor(PostProcessor):
         """Set the thresholds at the chosen false-positive rates and the normalisation statistics."""
         if self.enable_thresholding:
             if self._normal_scores:
-                scores = torch.cat(self._normal_scores)
-                self._image_threshold.copy_(threshold_at_fpr(scores, self.image_fpr))
+                scores = torch.cat(self._normal_scores)  # on the CPU; the buffers live on the model's device
+                threshold = threshold_at_fpr(scores, self.image_fpr)
+                self._image_threshold.copy_(threshold)
                 logger.info(
                     "Operating point: image threshold %.6g flags %.1f %% of %d normal validation images "
                     "(target %.1f %%).",
-                    float(self._image_threshold),
-                    100.0 * float((scores > self._image_threshold).float().mean()),
+                    float(threshold),
+                    100.0 * float((scores > threshold).float().mean()),
                     scores.numel(),
                     100.0 * self.image_fpr,
                 )

@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="encoder: steps of the pretraining phase (default: the preset's, else the demo's).",
     )
+    parser.add_argument(
+        "--accelerator",
+        choices=("cpu", "gpu"),
+        help="encoder: Lightning accelerator of every run (default: the preset's, cpu).",
+    )
     parser.add_argument("--no-isolate", action="store_true", help="compare: run every model in this process.")
     parser.add_argument(
         "--print-config", action="store_true", help="Print the studies' settings as JSON and exit without running."
@@ -103,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.pretrain_steps < 0:
             parser.error(f"--pretrain-steps {args.pretrain_steps} is not valid; pass 0 (no pretraining) or more steps.")
         configs["encoder"] = dataclasses.replace(configs["encoder"], pretrain_steps=args.pretrain_steps)
+    if args.accelerator is not None:
+        configs["encoder"] = dataclasses.replace(configs["encoder"], accelerator=args.accelerator)
     if args.threads:
         for study in configs:
             if hasattr(configs[study], "threads"):

@@ -271,6 +271,7 @@ class EncoderConfig:
         data: The synthetic set (``None``: the demo's).
         calibration_split_ratio: Share of the normal training slices the ``ea2d_in_domain_calibrated``
             arm holds out of pretraining and training to fit its map statistics on.
+        accelerator: Lightning accelerator of every run (``"cpu"``; ``"gpu"`` on a CUDA machine).
     """
 
     arms: tuple[EncoderArm, ...]
@@ -280,6 +281,7 @@ class EncoderConfig:
     threads: int | None
     data: DataSpec | None
     calibration_split_ratio: float
+    accelerator: str
 
 
 @dataclass(kw_only=True)

@@ -133,10 +133,10 @@ def load_encoder_weights(model: nn.Module, path: Path) -> None:
     encoder.load_state_dict(shared, strict=False)
 
 
-def _engine(output: Path, max_steps: int | None, callbacks: list[Any]) -> Engine:
-    """A quiet CPU engine: ``max_steps`` steps validated once at the end (``None``: one epoch, PatchCore)."""
+def _engine(output: Path, max_steps: int | None, callbacks: list[Any], accelerator: str = "cpu") -> Engine:
+    """A quiet engine on one device: ``max_steps`` steps validated once at the end (``None``: one epoch, PatchCore)."""
     kwargs: dict[str, Any] = {
-        "accelerator": "cpu",
+        "accelerator": accelerator,
         "devices": 1,
         "logger": False,
         "default_root_dir": str(output),
@@ -230,7 +230,7 @@ def encoder_run(arm: str, seed: int, config: EncoderConfig, output: Path) -> lis
             callbacks.append(pretraining)
         elif arm.endswith("_in_domain"):
             load_encoder_weights(model, weights)
-        engine = _engine(output / "work" / f"{arm}_{seed}", steps, callbacks)
+        engine = _engine(output / "work" / f"{arm}_{seed}", steps, callbacks, config.accelerator)
         start = time.perf_counter()
         engine.fit(model=model, datamodule=datamodule)
         fit_minutes = (time.perf_counter() - start) / 60

@@ -65,3 +65,20 @@ def test_post_processor_settings_survive_a_checkpoint() -> None:
     assert (restored.image_fpr, restored.pixel_fpr) == (0.02, 0.01)
     with pytest.raises(ValueError, match="image_fpr must be in"):
         SpecificityPostProcessor(image_fpr=1.0)
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        "meta",  # stands in for an accelerator on a CPU-only machine: any CPU/buffer mix-up raises
+        pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")),
+    ],
+)
+def test_the_operating_point_is_set_when_the_model_lives_on_another_device(device: str) -> None:
+    """Lightning moves the post-processor's threshold buffers with the model; the collected scores stay on the CPU."""
+    post = SpecificityPostProcessor(image_fpr=0.1, pixel_fpr=0.25).to(device)
+    post.on_validation_batch_end(None, None, _batch([0] * 20, list(range(20)), torch.arange(80.0).view(20, 2, 2)))
+    post.on_validation_epoch_end(None, None)
+    assert post.image_threshold.device.type == device
+    if device != "meta":
+        assert float(post.image_threshold) == 17.0

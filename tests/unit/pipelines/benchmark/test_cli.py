@@ -32,3 +32,14 @@ def test_pretrain_steps_override_the_preset_and_refuse_a_negative_count(capsys: 
         main(["encoder", "--pretrain-steps", "-1", "--print-config"])
     assert stopped.value.code == 2
     assert "--pretrain-steps -1 is not valid" in capsys.readouterr().err
+
+
+def test_the_encoder_study_runs_on_the_cpu_unless_told_gpu(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["encoder", "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["encoder"]["accelerator"] == "cpu"
+    assert main(["encoder", "--accelerator", "gpu", "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["encoder"]["accelerator"] == "gpu"
+    with pytest.raises(SystemExit) as stopped:
+        main(["encoder", "--accelerator", "tpu", "--print-config"])
+    assert stopped.value.code == 2
+    assert "tpu" in capsys.readouterr().err
