@@ -132,8 +132,14 @@ class SpecificityPostProcessor(PostProcessor):
             self._pixel_min_max_metric.update(outputs)
 
     def on_validation_epoch_end(self, trainer: Trainer | None, pl_module: LightningModule | None) -> None:
-        """Set the thresholds at the chosen false-positive rates and the normalisation statistics."""
+        """Set the thresholds at the chosen false-positive rates and the normalisation statistics.
+
+        Under DDP each process saw its share of the validation images: the normal scores of all
+        processes are gathered first, so that every process sets the same thresholds.
+        """
         if self.enable_thresholding:
+            self._normal_scores = _gathered(self._normal_scores)
+            self._normal_pixels = _gathered(self._normal_pixels)
             if self._normal_scores:
                 scores = torch.cat(self._normal_scores)  # on the CPU; the buffers live on the model's device
                 threshold = threshold_at_fpr(scores, self.image_fpr)
@@ -154,6 +160,17 @@ class SpecificityPostProcessor(PostProcessor):
             self._normal_scores, self._normal_pixels = [], []
         # The parent computes the min-max statistics; its F1 threshold metrics were never updated.
         super().on_validation_epoch_end(trainer, pl_module)
+
+
+def _gathered(parts: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``parts`` of every process of a distributed run, in rank order (``parts`` itself in a single process)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return parts
+    if torch.distributed.get_world_size() == 1:
+        return parts
+    everyone: list[list[torch.Tensor] | None] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(everyone, [part.cpu() for part in parts])
+    return [part for rank_parts in everyone for part in rank_parts or []]
 
 
 __all__ = ["SpecificityPostProcessor", "threshold_at_fpr"]

@@ -7,6 +7,7 @@ must resolve through the ``.pth`` hook installed with the package.
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -208,7 +209,8 @@ def test_cli_ddp_on_two_cpu_processes(workdir: Path) -> None:
 
     With the OCT2017 switch ``freeze_encoder_bn``: the encoder's statistics
     must leave training exactly as they were initialised (0 mean, unit variance, no batch counted)
-    while the decoders' move.
+    while the decoders' move. With the medical operating point, both processes set the threshold
+    from the normal validation images of both.
     """
     target = workdir / "ddp"
     output = _run(
@@ -226,6 +228,8 @@ def test_cli_ddp_on_two_cpu_processes(workdir: Path) -> None:
         "2",
         "--model.freeze_encoder_bn",
         "true",
+        "--model.post_processor",
+        "anomalib_ea2d.SpecificityPostProcessor",
         "--trainer.max_steps",
         "2",
         "--default_root_dir",
@@ -235,6 +239,11 @@ def test_cli_ddp_on_two_cpu_processes(workdir: Path) -> None:
     text = output.stdout + output.stderr
     assert "max_steps=2" in text
     assert "image_AUROC" in text
+    # One line per process (rich's console copy is cut short); each process holds 1 of the 2 normal validation images.
+    operating_points = re.findall(r"Operating point: image threshold (\S+) flags .* of (\d+) normal", text)
+    assert len(operating_points) == 2, text[-3000:]
+    assert operating_points[0] == operating_points[1]
+    assert int(operating_points[0][1]) == 2
     checkpoints = list(target.rglob("*.ckpt"))
     assert checkpoints
     state = torch.load(checkpoints[0], weights_only=True)["state_dict"]

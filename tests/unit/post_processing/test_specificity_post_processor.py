@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import socket
+from typing import Any
 
 import pytest
 import torch
+import torch.multiprocessing as mp
 from anomalib.data import ImageBatch
 
 from anomalib_ea2d.post_processing.specificity_post_processor import SpecificityPostProcessor, threshold_at_fpr
@@ -82,3 +85,27 @@ def test_the_operating_point_is_set_when_the_model_lives_on_another_device(devic
     assert post.image_threshold.device.type == device
     if device != "meta":
         assert float(post.image_threshold) == 17.0
+
+
+def _rank_threshold(rank: int, port: int, shards: list[list[float]], results: Any) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        post = SpecificityPostProcessor(image_fpr=0.1, pixel_fpr=0.1)
+        scores = shards[rank]
+        post.on_validation_batch_end(None, None, _batch([0] * len(scores), scores, torch.rand(len(scores), 2, 2)))
+        post.on_validation_epoch_end(None, None)
+        results[rank] = float(post.image_threshold)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_every_ddp_process_sets_the_threshold_of_all_normal_validation_images() -> None:
+    """Two processes that each saw half of the normal scores set the threshold of all of them."""
+    shards = [list(range(0, 20)), list(range(100, 120))]  # a split that would give each process its own threshold
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    results = mp.Manager().dict()
+    mp.spawn(_rank_threshold, args=(port, shards, results), nprocs=2, join=True)
+    expected = threshold_at_fpr(torch.tensor([float(s) for shard in shards for s in shard]), 0.1)
+    assert results[0] == results[1] == float(expected) == 115.0  # 116..119 above: 4 of 40
