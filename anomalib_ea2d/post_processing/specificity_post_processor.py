@@ -164,9 +164,8 @@ class SpecificityPostProcessor(PostProcessor):
 
 def _gathered(parts: list[torch.Tensor]) -> list[torch.Tensor]:
     """``parts`` of every process of a distributed run, in rank order (``parts`` itself in a single process)."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return parts
-    if torch.distributed.get_world_size() == 1:
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if not distributed or torch.distributed.get_world_size() == 1:
         return parts
     everyone: list[list[torch.Tensor] | None] = [None] * torch.distributed.get_world_size()
     torch.distributed.all_gather_object(everyone, [part.cpu() for part in parts])

@@ -133,7 +133,7 @@ def load_encoder_weights(model: nn.Module, path: Path) -> None:
     encoder.load_state_dict(shared, strict=False)
 
 
-def _engine(output: Path, max_steps: int | None, callbacks: list[Any], accelerator: str = "cpu") -> Engine:
+def _engine(output: Path, max_steps: int | None, callbacks: list[Any], accelerator: str) -> Engine:
     """A quiet engine on one device: ``max_steps`` steps validated once at the end (``None``: one epoch, PatchCore)."""
     kwargs: dict[str, Any] = {
         "accelerator": accelerator,
