@@ -1,8 +1,11 @@
-"""Shared fixtures: the reference-parity fixture folder and one intra-op thread for training-heavy modules."""
+"""Shared fixtures: the reference-parity fixture folder, one intra-op thread for training-heavy modules, and
+the removal of each module's temporary folders once it passed (every fit writes a ~220 MB checkpoint)."""
 
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -54,3 +57,35 @@ def one_thread() -> object:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+_FAILED_MODULES: set[str] = set()
+"""Modules with a failed or erroring test: their temporary folders are kept for inspection."""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[pytest.TestReport]:
+    """Remember the module of every failed setup, call or teardown."""
+    report = yield
+    if report.failed:
+        module = item.getparent(pytest.Module)
+        _FAILED_MODULES.add(module.nodeid if module is not None else item.nodeid)
+    return report
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_module_temp_folders(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Delete the folders a module's fixtures made with ``tmp_path_factory`` once the module passed.
+
+    ``tmp_path_retention_policy = "failed"`` (pyproject) removes each passing test's ``tmp_path``; module
+    fixtures' folders would otherwise live until the session ends, and a full run would hold ~20 GB of
+    checkpoints on a disk that may not have them.
+    """
+    base = tmp_path_factory.getbasetemp()
+    before = set(base.iterdir())
+    yield
+    if request.node.nodeid in _FAILED_MODULES:
+        return
+    for folder in set(base.iterdir()) - before:
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
