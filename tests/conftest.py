@@ -61,6 +61,31 @@ def one_thread() -> object:
 
 _FAILED_MODULES: set[str] = set()
 """Modules with a failed or erroring test: their temporary folders are kept for inspection."""
+_SESSION_PATHS: set[Path] = set()
+"""Paths that session-scoped fixtures returned: the folders holding them outlive every module."""
+
+
+class _SessionFixturePaths:
+    """Plugin that remembers the paths session-scoped fixtures return (alone, or in a tuple, list or dict).
+
+    Registered for the whole session: a session fixture is set up through the session's hooks, which a
+    conftest's own hook functions do not join.
+    """
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef, request: pytest.FixtureRequest) -> Iterator[object]:
+        result = yield
+        if fixturedef.scope == "session":
+            values = list(result.values()) if isinstance(result, dict) else result
+            for value in values if isinstance(values, tuple | list) else [values]:
+                if isinstance(value, str | os.PathLike):
+                    _SESSION_PATHS.add(Path(value).resolve())
+        return result
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register :class:`_SessionFixturePaths`."""
+    config.pluginmanager.register(_SessionFixturePaths(), "ea2d-session-fixture-paths")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -74,7 +99,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _remove_module_temp_folders(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> None:
+def _remove_module_temp_folders(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
     """Delete the folders a module's fixtures made with ``tmp_path_factory`` once the module passed.
 
     ``tmp_path_retention_policy = "failed"`` (pyproject) removes each passing test's ``tmp_path``; module
@@ -87,5 +114,6 @@ def _remove_module_temp_folders(request: pytest.FixtureRequest, tmp_path_factory
     if request.node.nodeid in _FAILED_MODULES:
         return
     for folder in set(base.iterdir()) - before:
-        if folder.is_dir() and not folder.is_symlink():
+        kept = any(path.is_relative_to(folder.resolve()) for path in _SESSION_PATHS)
+        if folder.is_dir() and not folder.is_symlink() and not kept:
             shutil.rmtree(folder, ignore_errors=True)
