@@ -193,11 +193,14 @@ class MedicalPredictDataset(PredictDataset):
             1.0
         """
         files = list(dataset.image_filenames)
-        medical = cls(files[0], transform=dataset.transform, image_size=dataset.image_size, check_images=False)
+        # Built on the first file's folder: anomalib checks a single file's path for ASCII-printable
+        # characters, which a folder listing it accepted (e.g. "scan ü 000.png") may not be.
+        folder = Path(files[0]).parent
+        medical = cls(folder, transform=dataset.transform, image_size=dataset.image_size, check_images=False)
         medical.intensity_scaling = check_intensity_scaling(intensity_scaling)
         medical.image_filenames = files
-        folder = Path(os.path.commonpath([str(file) for file in files]))
-        medical._check_images(f"predict folder {folder.parent if folder.is_file() else folder}", "error")
+        common = Path(os.path.commonpath([str(file) for file in files]))
+        medical._check_images(f"predict folder {common.parent if common.is_file() else common}", "error")
         return medical
 
     def _check_images(self, what: str, on_bad_image: OnBadImage) -> None:

@@ -36,6 +36,19 @@ def test_an_image_path_becomes_engine_predicts_loader_over_the_medical_dataset(t
     assert float(batch.image.max()) == pytest.approx(1000 / 65535)  # 16 bits kept
 
 
+def test_file_names_anomalib_lists_are_read_whatever_their_characters(tmp_path: Path) -> None:
+    """A folder whose files anomalib's PredictDataset lists (non-ASCII, spaces) predicts, as it trains."""
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    names = ["scan ü 患者 000.png", "scan ü 患者 001.png"]
+    for index, name in enumerate(names):
+        write_png16(folder / name, np.full((16, 20), 1000 * (index + 1)))
+    loader = medical_predict_loader(folder)
+    assert [Path(name).name for name in loader.dataset.image_filenames] == names
+    maxima = sorted(float(batch.image.max()) for batch in loader)
+    assert maxima == pytest.approx([1000 / 65535, 2000 / 65535])
+
+
 def test_paths_of_volumes_become_a_medical_volumes_datamodule(tmp_path: Path) -> None:
     scans = tmp_path / "scans"
     scans.mkdir()
