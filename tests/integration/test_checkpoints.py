@@ -112,6 +112,22 @@ def _predictions(model: EA2D, data_root: Path, tmp_path: Path, ckpt_path: Path |
     return torch.cat([torch.cat([b.pred_score.flatten(), b.anomaly_map.flatten()]) for b in batches])
 
 
+def test_a_training_batch_of_one_32_px_image_stops_with_one_sentence(data_root: Path, tmp_path: Path) -> None:
+    """Through Engine.fit: the 8 training images in batches of 7 leave a last batch of one."""
+    datamodule = medical_folder(
+        data_root,
+        "ckpt",
+        normal_dir="train/good",
+        normal_test_dir="test/good",
+        abnormal_dir="test/bad",
+        mask_dir="ground_truth/bad",
+        train_batch_size=BATCH - 1,
+        val_split_mode="same_as_test",
+    )
+    with pytest.raises(ValueError, match="cannot train on a batch of one 32x32 image"):
+        _engine(tmp_path, max_steps=2).fit(model=_model(), datamodule=datamodule)
+
+
 # --- save -> load -> identical predictions ----------------------------------------------------------
 
 

@@ -55,6 +55,29 @@ def check_input_size(images: torch.Tensor) -> None:
         raise ValueError(msg)
 
 
+def check_trainable_batch(images: torch.Tensor) -> None:
+    """Raise a ``ValueError`` for a training batch whose deepest feature map holds one value per channel.
+
+    At 32x32 px the deepest map is 1x1, so a batch of one image gives BatchNorm a single value per
+    channel, which it cannot normalise in training.
+
+    Example:
+        >>> check_trainable_batch(torch.zeros(2, 3, 32, 32))
+        >>> check_trainable_batch(torch.zeros(1, 3, 32, 32))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: EA2D cannot train on a batch of one 32x32 image: ...
+    """
+    batch, height, width = images.shape[0], *images.shape[-2:]
+    if batch * (height // INPUT_MULTIPLE) * (width // INPUT_MULTIPLE) == 1:
+        msg = (
+            f"EA2D cannot train on a batch of one {height}x{width} image: its deepest feature map is 1x1, so "
+            "BatchNorm gets one value per channel; use image_size 64 or more, or training batches of at "
+            "least 2 images (a last batch of one comes from a training set of batch size x n + 1 images)."
+        )
+        raise ValueError(msg)
+
+
 @dataclass
 class EA2DFeatures:
     """Training-mode output of :class:`EA2DModel`, consumed by :class:`~anomalib_ea2d.EA2DLoss`.
@@ -214,6 +237,8 @@ class EA2DModel(nn.Module):
         eval mode. Used by :meth:`forward`; call it directly for the loss of a model in eval mode.
         """
         check_input_size(images)
+        if self.training:
+            check_trainable_batch(images)
         if self.training and self.is_fused:
             msg = (
                 "This EA2DModel was fused for inference by EA2DModel.fuse() and has no BatchNorms to train; "
@@ -339,4 +364,11 @@ class EA2DModel(nn.Module):
         return fused.to(memory_format=torch.channels_last) if channels_last else fused
 
 
-__all__ = ["SUPPORTED_BACKBONES", "EA2DFeatures", "EA2DModel", "ViewBranch", "check_input_size"]
+__all__ = [
+    "SUPPORTED_BACKBONES",
+    "EA2DFeatures",
+    "EA2DModel",
+    "ViewBranch",
+    "check_input_size",
+    "check_trainable_batch",
+]

@@ -113,6 +113,24 @@ def test_sizes_not_multiple_of_32_raise(small_model: EA2DModel, height: int, wid
     small_model.eval()
 
 
+@pytest.mark.parametrize(
+    ("batch", "height", "width", "raises"), [(1, 32, 32, True), (2, 32, 32, False), (1, 64, 32, False)]
+)
+def test_a_training_batch_batchnorm_cannot_normalise_raises_in_one_sentence(
+    small_model: EA2DModel, batch: int, height: int, width: int, raises: bool
+) -> None:
+    small_model.train()
+    images = torch.randn(batch, 3, height, width)
+    if raises:
+        with pytest.raises(ValueError, match=r"one 32x32 image.*image_size 64 or more"):
+            small_model(images)
+    else:
+        assert isinstance(small_model(images), EA2DFeatures)
+    small_model.eval()
+    with torch.no_grad():  # inference of one such image is fine (running statistics)
+        assert small_model(images[:1]).pred_score.shape == (1,)
+
+
 def test_unknown_backbone_raises() -> None:
     with pytest.raises(ValueError, match="'vgg16'"):
         EA2DModel(backbone="vgg16", pre_trained=False)
