@@ -22,7 +22,25 @@ from typing import Any
 from anomalib_ea2d.models.components.backbone import OfflineWeightsError
 
 PLAIN_ERRORS: tuple[type[Exception], ...] = (OfflineWeightsError,)
-"""Errors of building an EA2D model whose message is the whole story for a command-line user."""
+"""Errors of building an EA2D model whose message is the whole story for a command-line user.
+
+Besides these, a ``ValueError`` raised by this package's own code (its checks of init args, such as
+``image_size`` not a multiple of 32) is one sentence naming the input and the fix, and is reported
+plainly too; a ``ValueError`` from another library keeps its traceback.
+"""
+
+
+def _raised_here(error: BaseException) -> bool:
+    """Whether ``error`` was raised by a module of this package (other than this one)."""
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    module = frame.tb_frame.f_globals.get("__name__", "") if frame is not None else ""
+    return module.startswith("anomalib_ea2d.") and module != __name__
+
+
+def _reported_plainly(error: Exception) -> bool:
+    return isinstance(error, PLAIN_ERRORS) or (isinstance(error, ValueError) and _raised_here(error))
 
 
 class PlainExit(SystemExit):
@@ -37,8 +55,11 @@ class PlainExit(SystemExit):
 def build_reporting_plainly(class_type: type, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - any model
     """Build ``class_type(*args, **kwargs)``; an error of :data:`PLAIN_ERRORS` becomes :class:`PlainExit`.
 
+    So does a ``ValueError`` raised by this package's own checks.
+
     Raises:
-        PlainExit: If building raised one of :data:`PLAIN_ERRORS`; its message is kept.
+        PlainExit: If building raised one of :data:`PLAIN_ERRORS` or one of this package's
+            ``ValueError``; its message is kept.
 
     Example:
         >>> build_reporting_plainly(dict, a=1)
@@ -46,8 +67,10 @@ def build_reporting_plainly(class_type: type, *args: Any, **kwargs: Any) -> Any:
     """
     try:
         return class_type(*args, **kwargs)
-    except PLAIN_ERRORS as error:
-        raise PlainExit(f"error: {error}") from error
+    except Exception as error:
+        if _reported_plainly(error):
+            raise PlainExit(f"error: {error}") from error
+        raise
 
 
 def report_plainly(cli_class: type) -> None:
