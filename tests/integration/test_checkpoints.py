@@ -8,6 +8,7 @@ also cover reading such images for training, test and predict. ResNet-18 without
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ from torch.utils.data import DataLoader
 from anomalib_ea2d import EA2D, EA2DModel
 from anomalib_ea2d.data import MedicalFolder
 from anomalib_ea2d.models.image.ea2d.checkpoint import CheckpointFormatError
+from anomalib_ea2d.models.image.ea2d.checkpoint_settings import CheckpointSettingsError
 from anomalib_ea2d.models.image.ea2d.reference import PREFIX_MAP
 from tests.helpers.cli import cli_env
 from tests.helpers.engine import cpu_engine
@@ -179,6 +181,25 @@ def test_load_needs_neither_network_nor_the_backbone_file(trained: tuple[EA2D, P
     loaded = EA2D.load_from_checkpoint(saved, weights_only=True)
     for key, value in model.model.state_dict().items():
         torch.testing.assert_close(loaded.model.state_dict()[key], value, rtol=0, atol=0, msg=key)
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"image_size": 64}, "image_size=32, but this EA2D was built with image_size=64"),
+        ({"backbone": "resnet34"}, "backbone='resnet18', but this EA2D was built with backbone='resnet34'"),
+        ({"standardize_maps": True}, "standardize_maps=False, but this EA2D was built with standardize_maps=True"),
+        ({"roi": True}, "roi=None, but this EA2D was built with roi=True"),
+    ],
+)
+def test_a_checkpoint_into_a_model_built_otherwise_names_the_settings(
+    trained: tuple[EA2D, Path], data_root: Path, tmp_path: Path, settings: dict, named: str
+) -> None:
+    """The trainer's ``ckpt_path`` route: weights of other shapes or scores at another size never load silently."""
+    _, checkpoint = trained
+    model = EA2D(**{"backbone": "resnet18", "pre_trained": False, "image_size": IMAGE_SIZE, **settings})
+    with pytest.raises(CheckpointSettingsError, match=re.escape(named)):
+        _engine(tmp_path).predict(model=model, datamodule=_datamodule(data_root), ckpt_path=checkpoint)
 
 
 # --- wrong files into the wrong entry point ---------------------------------------------------------

@@ -185,6 +185,19 @@ def test_cli_predict(workdir: Path, checkpoint: Path) -> None:
     assert list((workdir / "predict").rglob("*.png")), "predict wrote no visualisations"
 
 
+def test_cli_predict_with_other_settings_than_the_checkpoint_names_them(workdir: Path, checkpoint: Path) -> None:
+    """``--model.image_size`` not repeated: one sentence naming it, not predictions at another size."""
+    args = [*MODEL_ARGS[: MODEL_ARGS.index("--model.image_size")], "--data", str(workdir / "data" / "test" / "bad")]
+    args += [*TRAINER_ARGS, "--ckpt_path", str(checkpoint), "--default_root_dir", str(workdir / "predict_256")]
+    result = subprocess.run([ANOMALIB, "predict", *args], cwd=workdir, env=cli_env(COLUMNS="200"),
+                            capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    assert result.returncode != 0
+    message = " ".join(result.stderr.split())
+    assert "was trained with image_size=64, but this EA2D was built with image_size=256" in message
+    assert "--model.image_size 64" in message
+    assert not list((workdir / "predict_256").rglob("*.png"))
+
+
 @pytest.mark.parametrize("export_type", ["torch", "onnx", "openvino"])
 def test_cli_export(workdir: Path, checkpoint: Path, export_type: str) -> None:
     target = workdir / f"export_{export_type}"

@@ -31,6 +31,7 @@ from anomalib_ea2d.callbacks.image_scores import ImageScores
 from anomalib_ea2d.callbacks.roi import Foreground, foreground_for
 from anomalib_ea2d.models.components.score_reduction import ScoreReduction
 from anomalib_ea2d.models.image.ea2d.checkpoint import OfflineCheckpointLoading
+from anomalib_ea2d.models.image.ea2d.checkpoint_settings import check_checkpoint_settings
 from anomalib_ea2d.models.image.ea2d.guards import ea2d_guards
 from anomalib_ea2d.models.image.ea2d.inference_path import FusedInferenceSteps, InferencePath
 from anomalib_ea2d.models.image.ea2d.loss import EA2DLoss
@@ -223,6 +224,15 @@ class EA2D(OfflineCheckpointLoading, WarnUncalibratedExport, FusedInferenceSteps
                     "EA2D encoder %s starts from random weights (pre_trained=False, no backbone_weights).",
                     self.hparams.backbone,
                 )
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Before a trainer loads ``ckpt_path`` into this model: stop if it was trained with other settings.
+
+        (``EA2D.load_from_checkpoint`` builds the model from the checkpoint's own settings.)
+        """
+        if self._trainer is not None:
+            check_checkpoint_settings(checkpoint, self.hparams, source=self._trainer.ckpt_path)
+        super().on_load_checkpoint(checkpoint)
 
     def configure_callbacks(self) -> list[Callback]:
         """Anomalib's component callbacks, the safety guards and (``standardize_maps``) the map statistics' fitting.
