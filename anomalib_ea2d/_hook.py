@@ -14,7 +14,9 @@ Two more anomalib modules get an EA2D-only addition right after they load:
   predicts NIfTI volumes or DICOM series as volumes
   (:func:`anomalib_ea2d.data.readers.predict.route_predict_paths`);
 * ``anomalib.cli.cli``: an EA2D model that cannot be built from the command line (no ImageNet weights
-  offline) ends the command with its one message (:func:`anomalib_ea2d.cli_errors.report_plainly`).
+  offline) ends the command with its one message (:func:`anomalib_ea2d.cli_errors.report_plainly`),
+  and ``--seed_everything N``, which anomalib's CLI declares but never applies, seeds EA2D runs
+  before their classes are built (:func:`anomalib_ea2d.cli_seed.seed_ea2d_runs`).
 """
 
 from __future__ import annotations
@@ -81,6 +83,12 @@ def _extend_cli(module: ModuleType) -> None:
         report_plainly(module.AnomalibCLI)
     except Exception as error:  # noqa: BLE001 - never break anomalib because of the plugin
         sys.stderr.write(f"anomalib-ea2d: plain command-line errors are unavailable ({error}).\n")
+    try:
+        from anomalib_ea2d.cli_seed import seed_ea2d_runs  # noqa: PLC0415 - torch-heavy
+
+        seed_ea2d_runs(module.AnomalibCLI)
+    except Exception as error:  # noqa: BLE001 - never break anomalib because of the plugin
+        sys.stderr.write(f"anomalib-ea2d: --seed_everything is not applied to EA2D runs ({error}).\n")
 
 
 AFTER_IMPORT: dict[str, Callable[[ModuleType], None]] = {

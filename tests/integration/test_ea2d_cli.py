@@ -77,6 +77,22 @@ def checkpoint(workdir: Path) -> Path:
     return checkpoints[-1]
 
 
+def test_seed_everything_makes_two_trainings_and_their_splits_identical(workdir: Path) -> None:
+    """anomalib's CLI declares ``--seed_everything`` but never applies it; EA2D runs get it applied."""
+    scores = []
+    for run in ("seeded_a", "seeded_b"):
+        output = _run(
+            ANOMALIB, "train", *MODEL_ARGS, *_data_args(workdir / "data"), *TRAINER_ARGS, "--trainer.max_steps", "1",
+            "--seed_everything", "3", "--default_root_dir", str(workdir / run), cwd=workdir,
+        )  # fmt: skip
+        assert "Seed set to 3" in output.stdout + output.stderr
+        (table,) = (workdir / run).rglob("image_scores.csv")
+        with table.open(newline="") as handle:
+            scores.append([(row["image_path"], row["score"]) for row in csv.DictReader(handle)])
+    assert scores[0], "the test split is empty"
+    assert scores[0] == scores[1]  # the same test images (split) and the same scores (weights)
+
+
 def test_python_start_does_not_import_torch() -> None:
     code = "import sys; assert 'torch' not in sys.modules, 'torch imported at start-up'; print('ok')"
     assert _run(sys.executable, "-c", code, cwd=Path.cwd()).stdout.strip() == "ok"
