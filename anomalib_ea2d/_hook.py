@@ -21,12 +21,14 @@ Two more anomalib modules get an EA2D-only addition right after they load:
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.abc
 import importlib.machinery
 import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import Any
 
 TARGET = "anomalib.models"
 PLUGIN = "anomalib_ea2d.models.image.ea2d.lightning_model"
@@ -45,6 +47,31 @@ def register(model_class: type) -> None:
     allowed = getattr(models, "ALLOWED_MODULES", None)
     if isinstance(allowed, set):
         allowed.update({"anomalib_ea2d", model_class.__module__, LEGACY_PLUGIN})
+
+
+def before_instantiate_classes(cli_class: type, marker: str, action: Callable[[Any], None]) -> None:
+    """Wrap ``cli_class.instantiate_classes`` once per ``marker`` so that ``action(cli)`` runs first.
+
+    Example:
+        >>> class FakeCLI:
+        ...     def instantiate_classes(self) -> None: print("build")
+        >>> before_instantiate_classes(FakeCLI, "greets", lambda cli: print("hello"))
+        >>> before_instantiate_classes(FakeCLI, "greets", lambda cli: print("hello"))
+        >>> FakeCLI().instantiate_classes()
+        hello
+        build
+    """
+    original: Callable[[Any], None] = cli_class.instantiate_classes
+    if getattr(original, marker, False):  # functools.wraps carries the markers of inner wrappers outward
+        return
+
+    @functools.wraps(original)
+    def instantiate_classes(self: Any) -> None:  # noqa: ANN401 - the CLI
+        action(self)
+        original(self)
+
+    setattr(instantiate_classes, marker, True)
+    cli_class.instantiate_classes = instantiate_classes  # type: ignore[method-assign]
 
 
 def _import_plugin(_module: ModuleType) -> None:

@@ -15,10 +15,9 @@ The start-up hook (:mod:`anomalib_ea2d._hook`) applies :func:`report_plainly` wh
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from typing import Any
 
+from anomalib_ea2d._hook import before_instantiate_classes
 from anomalib_ea2d.models.components.backbone import OfflineWeightsError
 
 PLAIN_ERRORS: tuple[type[Exception], ...] = (OfflineWeightsError,)
@@ -86,24 +85,19 @@ def report_plainly(cli_class: type) -> None:
         >>> FakeCLI.instantiate_classes.__wrapped__.__name__
         'instantiate_classes'
     """
-    original: Callable[[Any], None] = cli_class.instantiate_classes
-    if getattr(original, "reports_plainly", False):
-        return
+    before_instantiate_classes(cli_class, "reports_plainly", _add_instantiator)
 
-    @functools.wraps(original)
-    def instantiate_classes(self: Any) -> None:  # noqa: ANN401 - the CLI
-        from anomalib_ea2d.models.image.ea2d.lightning_model import EA2D  # noqa: PLC0415 - imported by then, when EA2D is used
 
-        parsers = [getattr(self, "parser", None)]
-        subcommand = getattr(self, "subcommand", None)
-        parsers.append(getattr(self, "subcommand_parsers", {}).get(subcommand))
-        for parser in parsers:
-            if parser is not None and hasattr(parser, "add_instantiator"):
-                parser.add_instantiator(build_reporting_plainly, EA2D, subclasses=True, prepend=True)
-        original(self)
+def _add_instantiator(cli: Any) -> None:  # noqa: ANN401 - the CLI
+    """Add :func:`build_reporting_plainly` for ``EA2D`` to the CLI's parser and its subcommand's parser."""
+    from anomalib_ea2d.models.image.ea2d.lightning_model import EA2D  # noqa: PLC0415 - imported by then, when EA2D is used
 
-    instantiate_classes.reports_plainly = True  # type: ignore[attr-defined]
-    cli_class.instantiate_classes = instantiate_classes  # type: ignore[method-assign]
+    parsers = [getattr(cli, "parser", None)]
+    subcommand = getattr(cli, "subcommand", None)
+    parsers.append(getattr(cli, "subcommand_parsers", {}).get(subcommand))
+    for parser in parsers:
+        if parser is not None and hasattr(parser, "add_instantiator"):
+            parser.add_instantiator(build_reporting_plainly, EA2D, subclasses=True, prepend=True)
 
 
 __all__ = ["PLAIN_ERRORS", "PlainExit", "build_reporting_plainly", "report_plainly"]

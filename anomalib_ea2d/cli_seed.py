@@ -12,12 +12,12 @@ The start-up hook (:mod:`anomalib_ea2d._hook`) applies it when ``anomalib.cli.cl
 
 from __future__ import annotations
 
-import functools
 import importlib
-from collections.abc import Callable
 from typing import Any
 
 from lightning.pytorch import seed_everything
+
+from anomalib_ea2d._hook import before_instantiate_classes
 
 
 def _model_class(class_path: object) -> type | None:
@@ -58,27 +58,29 @@ def seed_ea2d_runs(cli_class: type) -> None:
     """Make ``cli_class`` (anomalib's ``AnomalibCLI``) seed EA2D runs with ``--seed_everything N`` before building them.
 
     Example:
+        >>> import torch
+        >>> from jsonargparse import Namespace
+        >>> run = Namespace(seed_everything=5, model=Namespace(class_path="anomalib_ea2d.EA2D"))
         >>> class FakeCLI:
-        ...     def instantiate_classes(self) -> None: ...
-        >>> seed_ea2d_runs(FakeCLI); seed_ea2d_runs(FakeCLI)
-        >>> FakeCLI.instantiate_classes.__wrapped__.__name__
-        'instantiate_classes'
+        ...     config = Namespace(subcommand="train", train=run)
+        ...     def instantiate_classes(self) -> None:
+        ...         self.drawn = torch.rand(1).item()
+        >>> seed_ea2d_runs(FakeCLI)
+        >>> first, second = FakeCLI(), FakeCLI()
+        >>> first.instantiate_classes(); second.instantiate_classes()
+        >>> first.drawn == second.drawn
+        True
     """
-    original: Callable[[Any], None] = cli_class.instantiate_classes
-    if getattr(original, "seeds_ea2d", False):
-        return
+    before_instantiate_classes(cli_class, "seeds_ea2d", _seed_if_asked)
 
-    @functools.wraps(original)
-    def instantiate_classes(self: Any) -> None:  # noqa: ANN401 - the CLI
-        config = getattr(self, "config", None)
-        if config is not None:
-            seed = requested_seed(config, config.get("subcommand"))
-            if seed is not None:
-                seed_everything(seed)
-        original(self)
 
-    instantiate_classes.seeds_ea2d = True  # type: ignore[attr-defined]
-    cli_class.instantiate_classes = instantiate_classes  # type: ignore[method-assign]
+def _seed_if_asked(cli: Any) -> None:  # noqa: ANN401 - the CLI
+    """Seed everything with the CLI's ``seed_everything`` if it is an integer and the model EA2D."""
+    config = getattr(cli, "config", None)
+    if config is not None:
+        seed = requested_seed(config, config.get("subcommand"))
+        if seed is not None:
+            seed_everything(seed)
 
 
 __all__ = ["requested_seed", "seed_ea2d_runs"]
