@@ -92,6 +92,17 @@ def test_seed_everything_makes_two_trainings_and_their_splits_identical(workdir:
     assert scores[0], "the test split is empty"
     assert scores[0] == scores[1]  # the same test images (split) and the same scores (weights)
 
+    # a later `anomalib test` of the checkpoint draws training's split: no validation image in its test set
+    (checkpoint,) = (workdir / "seeded_a").rglob("*.ckpt")
+    _run(
+        ANOMALIB, "test", *MODEL_ARGS, *_data_args(workdir / "data"), *TRAINER_ARGS, "--seed_everything", "3",
+        "--ckpt_path", str(checkpoint), "--default_root_dir", str(workdir / "seeded_test"), cwd=workdir,
+    )  # fmt: skip
+    (table,) = (workdir / "seeded_test").rglob("image_scores.csv")
+    with table.open(newline="") as handle:
+        tested = [(row["image_path"], row["score"]) for row in csv.DictReader(handle)]
+    assert tested == scores[0]
+
 
 def test_python_start_does_not_import_torch() -> None:
     code = "import sys; assert 'torch' not in sys.modules, 'torch imported at start-up'; print('ok')"

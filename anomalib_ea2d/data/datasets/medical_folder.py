@@ -193,14 +193,15 @@ class MedicalPredictDataset(PredictDataset):
             1.0
         """
         files = list(dataset.image_filenames)
-        # Built on the first file's folder: anomalib checks a single file's path for ASCII-printable
-        # characters, which a folder listing it accepted (e.g. "scan ü 000.png") may not be.
-        folder = Path(files[0]).parent
-        medical = cls(folder, transform=dataset.transform, image_size=dataset.image_size, check_images=False)
+        # A copy of anomalib's dataset, not a new listing: anomalib refuses a single file's non-ASCII
+        # path (e.g. "scan ü 000.png") that its folder listing accepted, and listing again costs a walk.
+        medical = cls.__new__(cls)
+        medical.__dict__.update(vars(dataset))
         medical.intensity_scaling = check_intensity_scaling(intensity_scaling)
         medical.image_filenames = files
         common = Path(os.path.commonpath([str(file) for file in files]))
-        medical._check_images(f"predict folder {common.parent if common.is_file() else common}", "error")
+        what = f"predict folder {common.parent if common.is_file() else common}"
+        medical._check_images(what, "error")  # noqa: SLF001 - an instance of this class
         return medical
 
     def _check_images(self, what: str, on_bad_image: OnBadImage) -> None:

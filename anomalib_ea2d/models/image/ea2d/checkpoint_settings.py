@@ -10,6 +10,7 @@ the checkpoint's saved hyper-parameters with the model's before the weights load
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -42,13 +43,18 @@ def _comparable(name: str, value: Any) -> Any:  # noqa: ANN401 - any init-arg va
 
 
 def _flag(name: str, value: Any) -> str:  # noqa: ANN401 - any init-arg value
-    """The command-line option that sets ``name`` to ``value``."""
+    """The command-line option that sets ``name`` to ``value``.
+
+    Example:
+        >>> print(_flag("roi", {"threshold": 0.05}))
+        --model.roi '{"threshold": 0.05}'
+        >>> print(_flag("image_size", [64, 96]))
+        --model.image_size '[64, 96]'
+    """
     if isinstance(value, bool) or value is None:
         return f"--model.{name} {str(bool(value)).lower()}"
-    if isinstance(value, list | tuple):
-        return f"--model.{name} '[{', '.join(map(str, value))}]'"
-    if isinstance(value, Mapping):
-        return f"--model.{name} '{dict(value)}'"
+    if isinstance(value, list | tuple | Mapping):  # JSON, which the CLI parses, in shell quotes
+        return f"--model.{name} '{json.dumps(value if isinstance(value, list | tuple) else dict(value))}'"
     return f"--model.{name} {value}"
 
 

@@ -238,13 +238,13 @@ class EA2DModel(nn.Module):
         """
         check_input_size(images)
         if self.training:
+            if self.is_fused:
+                msg = (
+                    "This EA2DModel was fused for inference by EA2DModel.fuse() and has no BatchNorms to train; "
+                    "train the model it was fused from and fuse it again."
+                )
+                raise RuntimeError(msg)
             check_trainable_batch(images)
-        if self.training and self.is_fused:
-            msg = (
-                "This EA2DModel was fused for inference by EA2DModel.fuse() and has no BatchNorms to train; "
-                "train the model it was fused from and fuse it again."
-            )
-            raise RuntimeError(msg)
         if not self.training and self.channels_last_eval:
             images = images.contiguous(memory_format=torch.channels_last)
         if self.num_views == 1:
